@@ -1,0 +1,7 @@
+"""``python -m safemedia``."""
+
+import sys
+
+from safemedia.cli import main
+
+sys.exit(main())

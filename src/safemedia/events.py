@@ -1,0 +1,81 @@
+"""Detection events and the interface that records them.
+
+The HTTP policy produces a :class:`Detection` for every block and every uninspectable response;
+a :class:`DetectionRecorder` makes it durable (the store) before the block response is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from safemedia.verdict import Verdict
+
+logger = logging.getLogger("safemedia")
+
+
+class Action(StrEnum):
+    """What safemedia did with the response."""
+
+    BLOCKED = "blocked"
+    ALLOWED = "allowed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detection:
+    """One detection: where it was served, what matched (or why it was uninspectable), what was done.
+
+    Never holds the image bytes; ``md5`` and ``verdict.sha256`` are what a report asks for.
+    """
+
+    verdict: Verdict
+    action: Action
+    method: str
+    host: str
+    path: str
+    query: str = ""
+    md5: str = ""
+    client: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def url(self) -> str:
+        """The request target as the blocked-URL key: ``host + path [+ ?query]``."""
+        return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
+
+
+class DetectionRecorder(Protocol):
+    """Durable sink for detections and the set of blocked URLs."""
+
+    def record(self, detection: Detection) -> None:
+        """Persist ``detection`` (and block its URL when blocked) before returning."""
+
+    def is_blocked(self, url: str) -> bool:
+        """Whether ``url`` (as :attr:`Detection.url`) is blocked."""
+
+
+class LoggingRecorder:
+    """A non-durable recorder that logs detections and keeps blocks in memory."""
+
+    def __init__(self) -> None:
+        self._blocked: set[str] = set()
+
+    def record(self, detection: Detection) -> None:
+        v = detection.verdict
+        logger.warning(
+            "safemedia detection: %s %s %s verdict=%s reason=%s sha256=%s",
+            detection.action,
+            detection.method,
+            detection.url,
+            v.kind,
+            v.reason,
+            v.sha256,
+        )
+        if detection.action is Action.BLOCKED:
+            self._blocked.add(detection.url)
+
+    def is_blocked(self, url: str) -> bool:
+        return url in self._blocked
