@@ -17,7 +17,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_file_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[safemedia]\nhash_lists = ["lists/a.txt", {path = "b.csv", name = "ncmec", distance = 20}]\n'
+        "[safemedia]\n"
+        'hash_lists = ["lists/a.txt", {path = "b.csv", name = "ncmec", distance = 20}]\n'
         'notify_to = "ops@example.org"\n[safemedia.smtp]\nhost = "mail"\nport = 2525\n',
     )
     config = Config.from_file(path, env=False)

@@ -104,7 +104,8 @@ class Config:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> Config:
         """Build from a mapping of keys (a TOML table, Django/Flask settings dict)."""
-        return _build(cls, data, base_dir or Path.cwd(), where="")
+        config: Config = _build(cls, data, base_dir or Path.cwd(), where="")
+        return config
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, env: bool = True) -> Config:
@@ -122,7 +123,8 @@ class Config:
         data = dict(table)
         if env:
             data = apply_env(data, os.environ)
-        return _build(cls, data, p.resolve().parent, where=f"{p}: ")
+        config: Config = _build(cls, data, p.resolve().parent, where=f"{p}: ")
+        return config
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Config:
@@ -245,7 +247,8 @@ def _int(value: Any) -> int:
 
 def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str):
-        return [v for v in (p.strip() for p in value.split(os.pathsep if ";" not in value else ";")) if v]
+        separator = ";" if ";" in value else os.pathsep
+        return [v for v in (p.strip() for p in value.split(separator)) if v]
     if isinstance(value, (list, tuple)):
         return list(value)
     raise TypeError(f"expected a list, got {type(value).__name__}")
@@ -285,8 +288,12 @@ def _validate(config: Config, where: str) -> None:
     need(config.scan_concurrency > 0, "scan_concurrency", "must be positive")
     need(400 <= config.block_status <= 599, "block_status", "must be a 4xx or 5xx status")
     need(0 <= config.pdq_quality_min <= 100, "pdq_quality_min", "must be 0-100")
-    need(config.store.startswith("sqlite:///") or config.store.startswith("memory:")
-         or config.store.startswith("redis://"), "store",
-         "must be sqlite:///PATH, memory: or redis://...")
+    need(
+        config.store.startswith("sqlite:///")
+        or config.store.startswith("memory:")
+        or config.store.startswith("redis://"),
+        "store",
+        "must be sqlite:///PATH, memory: or redis://...",
+    )
     for name, distance in config.distances.items():
         need(distance >= 0, "distances", f"{name} distance must not be negative")

@@ -26,7 +26,7 @@ class Action(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Detection:
-    """One detection: where it was served, what matched (or why it was uninspectable), what was done.
+    """One detection: where it was served, what matched (or why uninspectable), what was done.
 
     Never holds the image bytes; ``md5`` and ``verdict.sha256`` are what a report asks for.
     """
