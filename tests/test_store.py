@@ -16,7 +16,7 @@ from safemedia.store import SCHEMA_VERSION, StoreError, open_store
 from safemedia.store.db import Database
 from safemedia.store.schema import migrate
 from safemedia.store.store import Store
-from store_support import SHA_A, SHA_B, match_detection, store_config, uninspectable_detection
+from tests.store_support import SHA_A, SHA_B, match_detection, store_config, uninspectable_detection
 
 
 def test_a_recorded_block_is_durable_and_seen_by_a_second_opener(tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ WORKER = textwrap.dedent(
     from safemedia.config import Config
     from safemedia.store import open_store
     sys.path.insert(0, sys.argv[3])
-    from store_support import match_detection
+    from tests.store_support import match_detection
 
     store = open_store(Config.from_mapping({"store": sys.argv[1]}))
     name = sys.argv[2]
@@ -207,7 +207,7 @@ WORKER = textwrap.dedent(
 def test_processes_and_threads_record_at_once_without_lock_errors(tmp_path: Path) -> None:
     config = store_config(tmp_path)
     open_store(config).close()
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).parent.parent)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, config.store, f"p{n}", here],
