@@ -66,6 +66,14 @@ def start(notifiers: list[Notifier], config: Config, store: Store) -> Notifier:
     return notifier
 
 
+def mailing(notifiers: list[Notifier], tmp_path: Path, port: int, **extra: Any) -> Store:
+    """A verified store on ``tmp_path`` with a started notifier mailing to ``port``."""
+    config = mail_config(tmp_path, port, **extra)
+    store = verified_store(config)
+    start(notifiers, config, store)
+    return store
+
+
 def wait_until_sent(store: Store, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while store.outbox.status().pending and time.monotonic() < deadline:
@@ -77,9 +85,7 @@ def test_first_detection_is_mailed_at_once_with_what_a_report_needs(
     tmp_path: Path, running: list[Notifier]
 ) -> None:
     with smtp_server() as server:
-        config = mail_config(tmp_path, server.port, notify_digest_window=600)
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port, notify_digest_window=600)
         store.record(match_detection("/u/1.jpg"))
         [mail] = server.wait_for(1)
         wait_until_sent(store)
@@ -107,9 +113,7 @@ def test_later_detections_in_the_window_go_in_one_digest(
     tmp_path: Path, running: list[Notifier]
 ) -> None:
     with smtp_server() as server:
-        config = mail_config(tmp_path, server.port, notify_digest_window=1.5)
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port, notify_digest_window=1.5)
         store.record(match_detection("/u/first.jpg"))
         server.wait_for(1)
         store.record(match_detection("/u/second.jpg"))
@@ -157,9 +161,7 @@ def test_url_with_crlf_cannot_inject_headers_or_recipients(
 ) -> None:
     evil = "/u/a.jpg\r\nBcc: thief@example.net\r\nSubject: hi"
     with smtp_server() as server:
-        config = mail_config(tmp_path, server.port)
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port)
         store.record(match_detection(evil, host="example.org\r\nX-Evil: 1"))
         [mail] = server.wait_for(1)
     assert server.inbox.received[0].rcpt_tos == [TO]
@@ -182,9 +184,7 @@ def test_starttls_with_auth_delivers(
             "username": USER,
             "password_env": "TEST_SMTP_PASSWORD",
         }
-        config = mail_config(tmp_path, server.port, smtp=smtp)
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port, smtp=smtp)
         store.record(match_detection())
         server.wait_for(1)
         wait_until_sent(store)
@@ -193,9 +193,7 @@ def test_starttls_with_auth_delivers(
 def test_implicit_tls_delivers(tmp_path: Path, running: list[Notifier]) -> None:
     cert, key = make_certificate(tmp_path)
     with smtp_server(implicit_tls=server_tls_context(cert, key)) as server:
-        config = mail_config(tmp_path, server.port, smtp={"use_tls": True, "cafile": str(cert)})
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port, smtp={"use_tls": True, "cafile": str(cert)})
         store.record(match_detection())
         server.wait_for(1)
         wait_until_sent(store)
@@ -207,9 +205,7 @@ def test_wrong_password_keeps_the_alert_pending_with_the_error(
     cert, key = make_certificate(tmp_path)
     with smtp_server(starttls=server_tls_context(cert, key), auth=True) as server:
         smtp = {"starttls": True, "cafile": str(cert), "username": USER, "password": "wrong"}
-        config = mail_config(tmp_path, server.port, smtp=smtp)
-        store = verified_store(config)
-        start(running, config, store)
+        store = mailing(running, tmp_path, server.port, smtp=smtp)
         store.record(match_detection())
         deadline = time.monotonic() + 10
         while store.outbox.status().last_error is None and time.monotonic() < deadline:
@@ -224,9 +220,7 @@ def test_smtp_outage_delays_alerts_but_never_loses_or_repeats_them(
     tmp_path: Path, running: list[Notifier]
 ) -> None:
     port = free_port()
-    config = mail_config(tmp_path, port)
-    store = verified_store(config)
-    start(running, config, store)
+    store = mailing(running, tmp_path, port)
     store.record(match_detection("/u/during-outage.jpg"))
     deadline = time.monotonic() + 10
     while store.outbox.status().last_error is None and time.monotonic() < deadline:
