@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cachetools import TTLCache
 
@@ -32,6 +31,9 @@ from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
 from safemedia.verdict import Reason, Verdict
+
+if TYPE_CHECKING:
+    from safemedia.notify import Notifier
 
 __all__ = [
     "Runtime",
@@ -74,26 +76,41 @@ def load_hook(dotted: str) -> Callable[[Detection], object]:
     return hook
 
 
-def _open_recorder(config: Config) -> tuple[DetectionRecorder, Callable[[], None] | None]:
-    """The durable store (``config.store``) with its notifier started, and how to stop it.
+# --- durable state and notifications (safemedia.store, safemedia.notify) ----------------------
 
-    Falls back to a logging recorder only if ``safemedia.store`` is missing.
+
+def _open_recorder(config: Config) -> DetectionRecorder:
+    """The durable store; if it cannot be opened, a loud error and a logging recorder.
+
+    Blocking goes on either way (the engine does not need the store); only durability and
+    sharing blocks between workers are lost, which the error says.
     """
-    if importlib.util.find_spec("safemedia.store") is None:  # pragma: no cover
-        logger.warning("safemedia.store is not available: detections are only logged")
-        return LoggingRecorder(), None
+    from safemedia.store import StoreError, open_store
+
+    try:
+        return open_store(config)
+    except StoreError as exc:
+        logger.error(
+            "safemedia: %s; detections are only logged, blocks are NOT kept across restarts or "
+            "shared between workers, and no alert is mailed until this is fixed",
+            exc,
+        )
+        return LoggingRecorder()
+
+
+def _start_notifier(config: Config, recorder: DetectionRecorder) -> Notifier | None:
+    """Start the outbox notifier when ``recorder`` is the store (it warns if unverified)."""
     from safemedia.notify import Notifier
-    from safemedia.store import open_store
+    from safemedia.store import Store
 
-    store = open_store(config)
-    notifier = Notifier(config, store)
+    if not isinstance(recorder, Store):
+        return None
+    notifier = Notifier(config, recorder)
     notifier.start()
+    return notifier
 
-    def stop() -> None:
-        notifier.stop()
-        store.close()
 
-    return store, stop
+# --- the runtime ------------------------------------------------------------------------------
 
 
 def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
@@ -124,10 +141,9 @@ class Runtime:
         blocked_cache_seconds: float = 1.0,
     ) -> None:
         self.config = config if config is not None else Config.load()
-        self._stop_recorder: Callable[[], None] | None = None
-        if recorder is None:
-            recorder, self._stop_recorder = _open_recorder(self.config)
-        self.recorder = recorder
+        self._owns_recorder = recorder is None
+        self.recorder = recorder if recorder is not None else _open_recorder(self.config)
+        self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else _open_engine(self.config, self.recorder)
         self._blocked: TTLCache[str, bool] | None = (
@@ -303,9 +319,12 @@ class Runtime:
                 return
             self._closed = True
         self._pool.shutdown(wait=False)
+        if self.notifier is not None:
+            self.notifier.stop()
         if self._hook_pool is not None:
             self._hook_pool.shutdown(wait=True)
         if self._owns_engine:
             self.engine.close()
-        if self._stop_recorder is not None:
-            self._stop_recorder()
+        closer = getattr(self.recorder, "close", None)
+        if self._owns_recorder and callable(closer):
+            closer()
