@@ -21,10 +21,8 @@ def write_config(tmp_path: Path, smtp_port: int = 1) -> Path:
     path = tmp_path / "site" / "safemedia.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f'[safemedia]\nnotify_to = "{TO}"\nstore = "state/safemedia.db"\n'.replace(
-            '"state', '"sqlite:///state'
-        )
-        + f'[safemedia.smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\ntimeout = 5\n',
+        f'[safemedia]\nnotify_to = "{TO}"\nstore = "sqlite:///state/safemedia.db"\n'
+        f'[safemedia.smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\ntimeout = 5\n',
         encoding="utf-8",
     )
     return path
