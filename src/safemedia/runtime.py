@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from safemedia import http
 from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
 from safemedia.verdict import Reason, Verdict
+
+if TYPE_CHECKING:
+    from safemedia.notify import Notifier
 
 __all__ = [
     "Runtime",
@@ -72,14 +74,41 @@ def load_hook(dotted: str) -> Callable[[Detection], object]:
     return hook
 
 
+# --- durable state and notifications (safemedia.store, safemedia.notify) ----------------------
+
+
 def _open_recorder(config: Config) -> DetectionRecorder:
-    """The durable store once ``safemedia.store`` exists, else a logging recorder."""
-    if importlib.util.find_spec("safemedia.store") is None:
-        logger.warning("safemedia.store is not available: detections are only logged")
+    """The durable store; if it cannot be opened, a loud error and a logging recorder.
+
+    Blocking goes on either way (the engine does not need the store); only durability and
+    sharing blocks between workers are lost, which the error says.
+    """
+    from safemedia.store import StoreError, open_store
+
+    try:
+        return open_store(config)
+    except StoreError as exc:
+        logger.error(
+            "safemedia: %s; detections are only logged, blocks are NOT kept across restarts or "
+            "shared between workers, and no alert is mailed until this is fixed",
+            exc,
+        )
         return LoggingRecorder()
-    store = importlib.import_module("safemedia.store")
-    recorder: DetectionRecorder = store.open_store(config)
-    return recorder
+
+
+def _start_notifier(config: Config, recorder: DetectionRecorder) -> Notifier | None:
+    """Start the outbox notifier when ``recorder`` is the store (it warns if unverified)."""
+    from safemedia.notify import Notifier
+    from safemedia.store import Store
+
+    if not isinstance(recorder, Store):
+        return None
+    notifier = Notifier(config, recorder)
+    notifier.start()
+    return notifier
+
+
+# --- the runtime ------------------------------------------------------------------------------
 
 
 def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
@@ -107,6 +136,7 @@ class Runtime:
     ) -> None:
         self.config = config if config is not None else Config.load()
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
+        self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
         self.engine = engine if engine is not None else _open_engine(self.config, self.recorder)
         hooks: list[Callable[[Detection], object]] = []
         if self.config.on_detection:
@@ -264,6 +294,8 @@ class Runtime:
                 return
             self._closed = True
         self._pool.shutdown(wait=False)
+        if self.notifier is not None:
+            self.notifier.stop()
         if self._hook_pool is not None:
             self._hook_pool.shutdown(wait=True)
         self.engine.close()
