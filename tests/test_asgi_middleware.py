@@ -27,10 +27,10 @@ LISTED = jpeg(1)
 CLEAN = png(2)
 
 
-def runtime(config: Config | None = None, recorder: Any = None) -> Runtime:
+def runtime(config: Config | None = None, recorder: Any = None, **kwargs: Any) -> Runtime:
     config = config or Config(max_body_bytes=50_000)
     engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
-    return Runtime(config, engine=engine, recorder=recorder or MemoryRecorder())
+    return Runtime(config, engine=engine, recorder=recorder or MemoryRecorder(), **kwargs)
 
 
 def raw_app(body: bytes, content_type: bytes = b"image/jpeg", chunks: int = 3) -> Any:
@@ -184,7 +184,7 @@ def test_an_app_that_ends_an_image_body_early_gets_a_block() -> None:
 
 def test_a_blocked_url_is_refused_without_calling_the_app() -> None:
     calls: list[str] = []
-    rt = runtime()
+    rt = runtime(blocked_cache_seconds=0)  # an unblock applies at once
 
     async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         calls.append(scope["method"])
