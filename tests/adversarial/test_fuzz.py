@@ -18,8 +18,6 @@ from tests.adversarial.evidence import env_int, record
 from tests.adversarial.hostile import seed_files
 from tests.adversarial.scanproc import run_job
 
-pytest.importorskip("safemedia.engine")
-
 MAX_SECONDS = 2.0
 MAX_PEAK_KIB = 512 * 1024
 REGRESSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "regressions"
@@ -67,6 +65,7 @@ def test_no_mutated_image_escapes_scan_or_its_time_and_memory_bounds(tmp_path: P
         "fuzz",
         {
             "cases": report["cases"],
+            "target": report["target"],
             "seed": seed,
             "max_seconds": round(float(report["max_seconds"]), 4),
             "slowest_case": report["slowest"],
