@@ -12,6 +12,7 @@ which prints one JSON report on the last line of its stdout.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import hashlib
@@ -34,10 +35,8 @@ ADDRESS_SPACE_LIMIT = 6 << 30  # a safety net for the shared machine, far above 
 def _release_freed_memory() -> None:
     """Give freed heap back to the kernel, so one case's leftovers do not count in the next."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _reset_peak() -> bool:
