@@ -318,6 +318,11 @@ class ListSet:
         """The algorithms some enabled list holds."""
         return frozenset(self._tables)
 
+    @property
+    def allow_algorithms(self) -> frozenset[str]:
+        """The algorithms some allow-list holds."""
+        return frozenset(self._allow_tables)
+
     def counts(self) -> dict[str, int]:
         """Entries per algorithm across the enabled lists."""
         return {name: len(t.index) for name, t in sorted(self._tables.items())}
