@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -92,47 +93,40 @@ class SafeMediaMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        runtime = get_runtime()
-        rq = _plan(runtime, request)
-        if rq.blocked:
-            return _reply_response(runtime.block_reply(rq))
-        response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
-        steps = _Steps.start(runtime, rq, response)
-        if steps is None:
-            return response
-        body = _Body(response)
-        value: Any = None
-        while True:
-            try:
-                op = steps.send(value)
-            except StopIteration as done:
-                if done.value is not None:
-                    body.close_unread()
-                return _finish(response, body, done.value)
-            value = body.read(op.size, op.peek) if isinstance(op, _Read) else op.run()
+        runtime, rq, refused = _admit(request)
+        if refused is not None:
+            return refused
+        check = _Check(runtime, rq, self.get_response(request))  # type: ignore[arg-type]
+        op = check.advance(None)
+        while op is not None:
+            op = check.advance(check.body.read(op.size, op.peek) if op.reads else op.run())
+        if check.reply is not None:
+            check.body.close_unread()
+        return check.finish()
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        runtime = get_runtime()
-        rq = _plan(runtime, request)
-        if rq.blocked:
-            return _reply_response(runtime.block_reply(rq))
-        response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-        steps = _Steps.start(runtime, rq, response)
-        if steps is None:
-            return response
-        body = _Body(response)
-        value: Any = None
-        while True:
-            try:
-                op = steps.send(value)
-            except StopIteration as done:
-                if done.value is not None:
-                    await body.aclose_unread()
-                return _finish(response, body, done.value)
-            if isinstance(op, _Read):
-                value = await body.aread(op.size, op.peek, runtime)
+        runtime, rq, refused = _admit(request)
+        if refused is not None:
+            return refused
+        check = _Check(runtime, rq, await self.get_response(request))  # type: ignore[misc]
+        op = check.advance(None)
+        while op is not None:
+            if op.reads:
+                op = check.advance(await check.body.aread(op.size, op.peek, runtime))
             else:
-                value = await runtime.run_blocking(op.run)
+                op = check.advance(await runtime.run_blocking(op.run))
+        if check.reply is not None:
+            await check.body.aclose_unread()
+        return check.finish()
+
+
+def _admit(request: HttpRequest) -> tuple[Runtime, RequestPlan, HttpResponseBase | None]:
+    """The runtime, the request's plan, and the block response when its URL is blocked."""
+    runtime = get_runtime()
+    rq = _plan(runtime, request)
+    if rq.blocked:
+        return runtime, rq, _reply_response(runtime.block_reply(rq))
+    return runtime, rq, None
 
 
 def _plan(runtime: Runtime, request: HttpRequest) -> RequestPlan:
@@ -160,60 +154,72 @@ def _plan(runtime: Runtime, request: HttpRequest) -> RequestPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
-    """Read the body until ``size`` bytes (or its end); ``peek`` may leave a file unread."""
+class _Op:
+    """Read the body until ``size`` bytes (or its end; ``peek`` may leave a file unread), or,
+    with ``call``, make a blocking call into the runtime (scan, durable record)."""
 
-    size: int
+    size: int = 0
     peek: bool = False
+    call: Callable[[], Reply | None] | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """A blocking call into the runtime (scan, durable record)."""
-
-    func: Callable[..., Reply | None]
-    args: tuple[Any, ...]
+    @property
+    def reads(self) -> bool:
+        return self.call is None
 
     def run(self) -> Reply | None:
-        return self.func(*self.args)
+        assert self.call is not None
+        return self.call()
 
 
-_Op = _Read | _Call
+class _Check:
+    """One response being decided: the steps of :func:`_decide` and the body read so far."""
 
-
-class _Steps:
-    @staticmethod
-    def start(
-        runtime: Runtime, rq: RequestPlan, response: HttpResponseBase
-    ) -> Generator[_Op, Any, Reply | None] | None:
-        """The steps for this response, or None when it passes untouched."""
+    def __init__(self, runtime: Runtime, rq: RequestPlan, response: HttpResponseBase) -> None:
+        self.response = response
+        self.body = _Body(response)
+        self.reply: Reply | None = None
         status = response.status_code
         headers = _headers(response)
         rp = http.plan_response(rq, status, headers, runtime.config)
-        if rp.action is ResponseAction.PASS:
-            if rp.headers is not None:
-                _set_headers(response, rp.headers)
+        self.steps: Generator[_Op, Any, Reply | None] | None = None
+        if rp.action is not ResponseAction.PASS:
+            self.steps = _decide(runtime, rq, rp, status, headers)
+        elif rp.headers is not None:
+            _set_headers(response, rp.headers)
+
+    def advance(self, value: Any) -> _Op | None:
+        """The next operation, given the result of the last one; None once decided."""
+        if self.steps is None:
             return None
-        return _decide(runtime, rq, rp, status, headers)
+        try:
+            return self.steps.send(value)
+        except StopIteration as done:
+            self.reply = done.value
+            self.steps = None
+            return None
+
+    def finish(self) -> HttpResponseBase:
+        return _finish(self.response, self.body, self.reply)
 
 
 def _decide(
     runtime: Runtime, rq: RequestPlan, rp: ResponsePlan, status: int, headers: http.Headers
 ) -> Generator[_Op, Any, Reply | None]:
     if rp.action is ResponseAction.SNIFF:
-        prefix: bytes = yield _Read(http.SNIFF_BYTES, peek=True)
+        prefix: bytes = yield _Op(http.SNIFF_BYTES, peek=True)
         rp = http.plan_after_sniff(rp, prefix)
     if rp.action is ResponseAction.PASS:
         return None
     if rp.action is ResponseAction.UNINSPECTABLE:
-        reply: Reply | None = yield _Call(runtime.conclude_uninspectable, (rq, rp))
+        reply: Reply | None = yield _Op(call=partial(runtime.conclude_uninspectable, rq, rp))
         return reply
-    body: bytes = yield _Read(rp.limit + 1)
+    body: bytes = yield _Op(rp.limit + 1)
     if len(body) > rp.limit:
         detail = f"body exceeds max_body_bytes {rp.limit}"
-        reply = yield _Call(runtime.conclude_uninspectable, (rq, rp, Reason.TOO_LARGE, detail))
+        too_large = partial(runtime.conclude_uninspectable, rq, rp, Reason.TOO_LARGE, detail)
+        reply = yield _Op(call=too_large)
         return reply
-    reply = yield _Call(runtime.conclude, (rq, rp, status, headers, body))
+    reply = yield _Op(call=partial(runtime.conclude, rq, rp, status, headers, body))
     return reply
 
 
@@ -227,12 +233,14 @@ class _Body:
         self.response = response
         self.held: list[bytes] = []
         self.size = 0
-        self.ended = not response.streaming
+        self.ended = False
         self.sync_iter: Iterator[bytes] | None = None
         self.async_iter: AsyncIterator[bytes] | None = None
-        if not response.streaming:
-            content: bytes = response.content  # type: ignore[attr-defined]
-            self.held, self.size = [content], len(content)
+
+    def _load_content(self) -> None:
+        """A non-streaming response's content, all of it (it is in memory already)."""
+        content: bytes = self.response.content  # type: ignore[attr-defined]
+        self.held, self.size, self.ended = [content], len(content), True
 
     @property
     def is_async(self) -> bool:
@@ -260,6 +268,8 @@ class _Body:
     def read(self, size: int, peek: bool = False) -> bytes:
         if peek and (data := self._peek_file(size)) is not None:
             return data
+        if not self.response.streaming and not self.ended:
+            self._load_content()
         if self.is_async:  # an async stream met by sync middleware (ASGI, sync layer below)
             return async_to_sync(self._aread_stream)(size)
         if not self.ended and self.sync_iter is None:
@@ -275,6 +285,8 @@ class _Body:
         return b"".join(self.held)
 
     async def aread(self, size: int, peek: bool, runtime: Runtime) -> bytes:
+        if not self.response.streaming and not self.ended:
+            self._load_content()
         if self.ended:
             return b"".join(self.held)
         if not self.is_async:  # a file or a sync iterator: read it in a worker thread
