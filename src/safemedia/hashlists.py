@@ -455,10 +455,18 @@ class ListManager:
         allow = [self._files[p].parsed for p in self._allow_paths]
         return ListSet.build(lists, allow)
 
-    def current(self) -> ListSet:
-        """The lists in force, after a reload check if the interval has passed."""
+    def current(self, *, block: bool = True) -> ListSet:
+        """The lists in force, after a reload check if the interval has passed.
+
+        With ``block=False`` a due check runs on a background thread and the lists in force are
+        returned at once (for callers on an event loop).
+        """
         if self._clock() - self._checked >= self._interval:
-            self.refresh()
+            if block:
+                self.refresh()
+            elif not self._lock.locked():
+                self._checked = self._clock()
+                threading.Thread(target=self.refresh, name="safemedia-lists", daemon=True).start()
         return self._set
 
     def refresh(self) -> bool:
@@ -504,10 +512,16 @@ class ListManager:
                 path in self._files and self._files[path].parsed.digest == state.parsed.digest
                 for path, state in changed.items()
             )
+            previous = self._files
             self._files = {**self._files, **changed}
             if same:
                 return False  # touched, same bytes
-            self._set = self._build()
+            try:
+                self._set = self._build()
+            except Exception:  # e.g. out of memory indexing: keep the lists in force
+                logger.exception("safemedia: indexing the reloaded lists failed; keeping the old")
+                self._files = previous
+                return False
             logger.info("safemedia: hash lists reloaded (generation %x)", self._set.generation)
             return True
         finally:
