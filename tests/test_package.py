@@ -20,3 +20,12 @@ def test_command_line_prints_its_version() -> None:
         check=True,
     )
     assert out.stdout.strip() == f"safemedia {safemedia.__version__}"
+
+
+def test_adapter_modules_export_importable_names() -> None:
+    import safemedia.http
+    import safemedia.runtime
+
+    for module in (safemedia.http, safemedia.runtime):  # ruff (RUF022) keeps __all__ sorted
+        for name in module.__all__:
+            assert hasattr(module, name), name

@@ -1,0 +1,655 @@
+"""The sans-I/O HTTP policy every adapter shares: what is in scope, what to strip, what to send.
+
+This module knows HTTP but no framework and does no I/O. An adapter (``safemedia.asgi``,
+``safemedia.wsgi``, the Flask and Django integrations) only moves bytes; every decision is made
+here or in :class:`safemedia.runtime.Runtime`, which adds the engine and the recorder.
+
+Headers are :data:`Headers`: a list of ``(name, value)`` byte pairs with lowercase names, as
+ASGI carries them. WSGI adapters convert with :func:`headers_from_wsgi` / :func:`headers_to_wsgi`
+(response headers) and :func:`headers_from_environ` / :func:`apply_to_environ` (request headers).
+
+How an adapter uses it, for every request::
+
+    rq = runtime.plan_request(method, host, path, query, request_headers, client=...)
+    if rq.blocked:                                 # a blocked URL: never call the app
+        reply = runtime.block_reply(rq)            # send reply.status/headers/body
+    request_headers = apply_to_headers(request_headers, rq)   # Range, stale validators gone
+    ... call the app; when it starts its response (status, headers): ...
+    rp = plan_response(rq, status, response_headers, runtime.config)
+    rp.action is PASS:           send rp.headers (or the original headers when None), then the
+                                 body untouched and streamed
+    rp.action is SNIFF:          hold the start; buffer until SNIFF_BYTES of body (or its end);
+                                 rp = plan_after_sniff(rp, prefix) and go on with the new action
+    rp.action is UNINSPECTABLE:  reply = runtime.conclude_uninspectable(rq, rp, status, headers)
+                                 None -> allowed by config: pass the original through, streamed;
+                                 else send the reply and discard the app's body (close it)
+    rp.action is INSPECT:        buffer the body; if it grows past rp.limit stop and call
+                                 conclude_uninspectable with Reason.TOO_LARGE (None -> send what
+                                 was buffered, then stream the rest); at the end
+                                 reply = runtime.conclude(rq, rp, status, headers, body)
+                                 and send reply.status, reply.headers, reply.body.
+
+``Runtime.conclude`` and ``conclude_uninspectable`` block (hashing, the durable record): an
+async adapter runs them in ``runtime.run_blocking`` (worker threads, bounded); a sync adapter
+calls them directly. They never raise. For ``HEAD`` the replies' bodies are already empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from safemedia.config import Config
+from safemedia.events import Action, Detection
+from safemedia.verdict import Reason, Verdict, VerdictKind
+
+__all__ = [
+    "GENERIC_CONTENT_TYPES",
+    "IMAGE_PATH_SUFFIXES",
+    "RANGE_KEEPING_SUFFIXES",
+    "SNIFF_BYTES",
+    "Headers",
+    "Judgement",
+    "Reply",
+    "Request",
+    "RequestPlan",
+    "ResponseAction",
+    "ResponsePlan",
+    "UninspectableError",
+    "apply_to_environ",
+    "apply_to_headers",
+    "block_reply",
+    "decode_for_scan",
+    "detection_for",
+    "finalise_passed",
+    "headers_from_environ",
+    "headers_from_wsgi",
+    "headers_to_wsgi",
+    "is_image_content_type",
+    "judge",
+    "not_modified_reply",
+    "plan_after_sniff",
+    "plan_request",
+    "plan_response",
+    "sniff_image",
+    "tag_etag",
+    "uninspectable_verdict",
+]
+
+Headers = list[tuple[bytes, bytes]]
+"""HTTP headers as ``(name, value)`` byte pairs, names lowercase (the ASGI form)."""
+
+SNIFF_BYTES = 32
+"""Body bytes needed to recognise an image by its magic bytes."""
+
+GENERIC_CONTENT_TYPES = frozenset(
+    {
+        b"",
+        b"application/octet-stream",
+        b"binary/octet-stream",
+        b"application/x-octet-stream",
+        b"application/unknown",
+        b"application/x-unknown",
+        b"unknown/unknown",
+    }
+)
+"""Content types that say nothing: the body is sniffed for image magic bytes."""
+
+IMAGE_PATH_SUFFIXES = (
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".apng",
+    ".gif",
+    ".webp",
+    ".avif",
+    ".heic",
+    ".heif",
+    ".bmp",
+    ".ico",
+    ".tif",
+    ".tiff",
+    ".jxl",
+)
+"""Paths that look like images: validators safemedia did not issue are not honoured there."""
+
+RANGE_KEEPING_SUFFIXES = (
+    ".mp4",
+    ".m4v",
+    ".webm",
+    ".mov",
+    ".mkv",
+    ".ogv",
+    ".mp3",
+    ".m4a",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".wav",
+    ".flac",
+    ".aac",
+)
+"""Audio/video paths keep ``Range`` (seeking); an image that still arrives as 206 is blocked."""
+
+_NOT_MODIFIED_KEEP = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
+)
+_DROP_WHEN_PASSED = frozenset({b"content-length", b"transfer-encoding", b"etag"})
+_DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
+_ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+_TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The request as safemedia sees it. ``path`` is the full, percent-decoded path."""
+
+    method: str
+    host: str
+    path: str
+    query: str = ""
+    client: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The blocked-URL key, the same as :attr:`safemedia.events.Detection.url`."""
+        return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """What to do with a request before the app sees it.
+
+    ``strip``: request header names to remove; ``set``: headers to put in their place (a
+    rewritten ``If-None-Match``). ``generation``: the lists generation when the request came in.
+    ``revalidated``: validators that safemedia issued for this generation were passed on, so a
+    304 from the app gets its ETag tagged. ``self_validate``: digests from safemedia's own ETags;
+    a passed 200 with one of them becomes a 304.
+    """
+
+    request: Request
+    blocked: bool = False
+    strip: frozenset[bytes] = frozenset()
+    set: tuple[tuple[bytes, bytes], ...] = ()
+    generation: int = 0
+    revalidated: bool = False
+    self_validate: frozenset[str] = frozenset()
+
+    @property
+    def changes_headers(self) -> bool:
+        return bool(self.strip or self.set)
+
+
+def plan_request(
+    method: str,
+    host: str,
+    path: str,
+    query: str,
+    headers: Headers,
+    *,
+    generation: int,
+    blocked: bool = False,
+    client: str | None = None,
+) -> RequestPlan:
+    """Decide which request headers to strip or rewrite; ``blocked`` comes from the recorder.
+
+    GET and HEAD lose ``Range`` and ``If-Range`` (except on audio/video paths), so the app
+    returns whole images. Conditional validators are honoured only when they are ETags that
+    safemedia tagged for the lists generation in force; a stale tag drops ``If-None-Match`` and
+    ``If-Modified-Since`` so the image is sent, and checked, again. On paths that look like
+    images, validators safemedia did not issue are dropped too.
+    """
+    request = Request(method.upper(), host.lower(), path, query, client)
+    if request.method not in ("GET", "HEAD"):
+        return RequestPlan(request, generation=generation)
+    if blocked:
+        return RequestPlan(request, blocked=True, generation=generation)
+    range_value = inm = ims = None
+    for name, value in headers:
+        n = name.lower()
+        if n == b"range" or n == b"if-range":
+            range_value = value
+        elif n == b"if-none-match":
+            inm = value
+        elif n == b"if-modified-since":
+            ims = value
+    if range_value is None and inm is None and ims is None:
+        return RequestPlan(request, generation=generation)
+    lowered = path.lower()
+    strip: set[bytes] = set()
+    if range_value is not None and not lowered.endswith(RANGE_KEEPING_SUFFIXES):
+        strip.update((b"range", b"if-range"))
+    image_path = lowered.endswith(IMAGE_PATH_SUFFIXES)
+    set_headers: tuple[tuple[bytes, bytes], ...] = ()
+    revalidated = False
+    self_validate: frozenset[str] = frozenset()
+    if inm is not None:
+        originals, synthetic, fresh, untagged = _read_if_none_match(inm, generation)
+        if not fresh or (untagged and image_path):
+            strip.update((b"if-none-match", b"if-modified-since"))
+        elif len(originals) + len(synthetic) > untagged:
+            self_validate = frozenset(synthetic)
+            if originals:
+                strip.add(b"if-none-match")
+                set_headers = ((b"if-none-match", ", ".join(originals).encode("latin-1")),)
+                revalidated = True
+            elif synthetic:
+                strip.update((b"if-none-match", b"if-modified-since"))
+    elif ims is not None and image_path:
+        strip.add(b"if-modified-since")
+    return RequestPlan(
+        request,
+        strip=frozenset(strip),
+        set=set_headers,
+        generation=generation,
+        revalidated=revalidated,
+        self_validate=self_validate,
+    )
+
+
+def _read_if_none_match(value: bytes, generation: int) -> tuple[list[str], list[str], bool, int]:
+    """Split an ``If-None-Match`` into (tags for the app, own digests, all fresh, untagged)."""
+    text = value.decode("latin-1")
+    if text.strip() == "*":
+        return [], [], True, 1
+    originals: list[str] = []
+    synthetic: list[str] = []
+    fresh = True
+    untagged = 0
+    position = 0
+    while position < len(text):
+        m = _ETAG_RE.match(text, position)
+        if m is None:  # malformed: honour nothing
+            return [], [], False, 1
+        position = m.end()
+        weak, opaque = m.group(1), m.group(2)
+        tag = _TAG_RE.match(opaque)
+        if tag is None:
+            untagged += 1
+            originals.append(f'{weak or ""}"{opaque}"')
+            continue
+        if int(tag.group(3), 16) != generation:
+            fresh = False
+            continue
+        inner = tag.group(1)
+        if inner.startswith("~"):
+            synthetic.append(inner[1:])
+        else:
+            originals.append(f'{"W/" if tag.group(2) else ""}"{inner}"')
+    return originals, synthetic, fresh, untagged
+
+
+def apply_to_headers(headers: Headers, plan: RequestPlan) -> Headers:
+    """``headers`` with the plan's request headers stripped and set (ASGI scopes)."""
+    if not plan.changes_headers:
+        return headers
+    out = [(n, v) for n, v in headers if n.lower() not in plan.strip]
+    out.extend(plan.set)
+    return out
+
+
+def headers_from_environ(environ: Mapping[str, Any]) -> Headers:
+    """The request headers that the policy reads, from a WSGI environ."""
+    out: Headers = []
+    for key in ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"):
+        value = environ.get(key)
+        if value is not None:
+            out.append((key[5:].lower().replace("_", "-").encode(), str(value).encode("latin-1")))
+    return out
+
+
+def apply_to_environ(environ: MutableMapping[str, Any], plan: RequestPlan) -> None:
+    """Strip and set the plan's request headers in a WSGI environ, in place."""
+    for name in plan.strip:
+        environ.pop("HTTP_" + name.decode().upper().replace("-", "_"), None)
+    for name, value in plan.set:
+        environ["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode("latin-1")
+
+
+def headers_from_wsgi(headers: Iterable[tuple[str, str]]) -> Headers:
+    """WSGI ``start_response`` headers as :data:`Headers`."""
+    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+
+
+def headers_to_wsgi(headers: Headers) -> list[tuple[str, str]]:
+    """:data:`Headers` as WSGI ``start_response`` headers."""
+    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class ResponseAction(Enum):
+    """What the adapter does with the response body."""
+
+    PASS = "pass"
+    SNIFF = "sniff"
+    INSPECT = "inspect"
+    UNINSPECTABLE = "uninspectable"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsePlan:
+    """The decision on a response's headers.
+
+    ``headers``: for PASS, replacement headers to send instead of the original (a tagged 304),
+    or None to send the original untouched. ``encodings``: content-codings to undo before
+    scanning, outermost last. ``limit``: buffer at most this many bytes.
+    """
+
+    action: ResponseAction
+    status: int = 200
+    reason: Reason | None = None
+    detail: str = ""
+    content_type: str | None = None
+    encodings: tuple[str, ...] = ()
+    limit: int = 0
+    content_length: int | None = None
+    headers: Headers | None = None
+
+
+_PASS = ResponsePlan(ResponseAction.PASS)
+
+
+def is_image_content_type(media_type: bytes) -> bool:
+    """``image/*`` except SVG (not raster); ``media_type`` lowercase without parameters."""
+    return media_type.startswith(b"image/") and not media_type.startswith(b"image/svg")
+
+
+def plan_response(rq: RequestPlan, status: int, headers: Headers, config: Config) -> ResponsePlan:
+    """Decide from the status and headers whether the body is passed, sniffed or inspected."""
+    if status == 304:
+        if rq.revalidated:
+            return ResponsePlan(ResponseAction.PASS, status, headers=_tag_headers(headers, rq))
+        return _PASS
+    if status < 200 or status == 204 or rq.request.method == "HEAD":
+        return _PASS
+    media_type: bytes | None = None
+    coding = b""
+    length: bytes | None = None
+    for name, value in headers:
+        n = name.lower()
+        if n == b"content-type":
+            mt = value.split(b";", 1)[0].strip().lower()
+            if media_type is None or is_image_content_type(mt):
+                media_type = mt
+        elif n == b"content-encoding":
+            coding = value if not coding else coding + b"," + value
+        elif n == b"content-length":
+            length = value
+    if media_type is None:
+        media_type = b""
+    if is_image_content_type(media_type):
+        action = ResponseAction.INSPECT
+    elif media_type in GENERIC_CONTENT_TYPES:
+        action = ResponseAction.SNIFF
+    else:
+        return _PASS
+    content_type = media_type.decode("latin-1") or None
+    base = ResponsePlan(action, status, content_type=content_type, limit=config.max_body_bytes)
+    if status == 206:
+        return replace(
+            base,
+            action=ResponseAction.UNINSPECTABLE,
+            reason=Reason.PARTIAL_CONTENT,
+            detail="206 partial content",
+        )
+    encodings: list[str] = []
+    for part in coding.split(b","):
+        token = part.strip().lower()
+        if not token or token == b"identity":
+            continue
+        if token not in _DECODABLE:
+            return replace(
+                base,
+                action=ResponseAction.UNINSPECTABLE,
+                reason=Reason.UNKNOWN_ENCODING,
+                detail=f"content-encoding {token.decode('latin-1')!r}",
+            )
+        encodings.append(_DECODABLE[token])
+    content_length: int | None = None
+    if length is not None:
+        try:
+            content_length = int(length.strip())
+        except ValueError:
+            content_length = None
+    plan = replace(base, encodings=tuple(encodings), content_length=content_length)
+    if action is ResponseAction.INSPECT:
+        return _check_length(plan)
+    return plan
+
+
+def _check_length(plan: ResponsePlan) -> ResponsePlan:
+    if plan.content_length is not None and plan.content_length > plan.limit:
+        return replace(
+            plan,
+            action=ResponseAction.UNINSPECTABLE,
+            reason=Reason.TOO_LARGE,
+            detail=f"content-length {plan.content_length} > max_body_bytes {plan.limit}",
+        )
+    return plan
+
+
+def plan_after_sniff(plan: ResponsePlan, prefix: bytes) -> ResponsePlan:
+    """For a SNIFF plan: INSPECT (or UNINSPECTABLE) when ``prefix`` is an image, else PASS."""
+    if plan.action is not ResponseAction.SNIFF:
+        return plan
+    head = prefix[:SNIFF_BYTES]
+    if plan.encodings:
+        try:
+            head = decode_for_scan(prefix, plan.encodings, SNIFF_BYTES, partial=True)
+        except UninspectableError:
+            head = b""
+    if not sniff_image(head):
+        return _PASS
+    return _check_length(replace(plan, action=ResponseAction.INSPECT))
+
+
+_FTYP_IMAGE_BRANDS = frozenset(
+    {b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+)
+
+
+def sniff_image(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of a body) starts like a raster image."""
+    if head.startswith(
+        (
+            b"\xff\xd8\xff",  # JPEG
+            b"\x89PNG\r\n\x1a\n",
+            b"GIF87a",
+            b"GIF89a",
+            b"BM",
+            b"II*\x00",  # TIFF
+            b"MM\x00*",
+            b"\x00\x00\x01\x00",  # ICO
+            b"\x00\x00\x02\x00",  # CUR
+            b"\xff\x0a",  # JPEG XL codestream
+            b"\x00\x00\x00\x0cJXL \r\n\x87\n",
+            b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000
+            b"8BPS",  # Photoshop
+            b"qoif",
+        )
+    ):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[4:8] == b"ftyp":
+        size = int.from_bytes(head[:4], "big")
+        brands = head[8:12], *(head[i : i + 4] for i in range(16, min(size, len(head)), 4))
+        return any(b in _FTYP_IMAGE_BRANDS for b in brands)
+    return False
+
+
+class UninspectableError(Exception):
+    """The body cannot be inspected; ``reason`` says why."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_for_scan(
+    body: bytes, encodings: tuple[str, ...], limit: int, *, partial: bool = False
+) -> bytes:
+    """Undo gzip/deflate content-codings (last applied first), at most ``limit`` bytes out.
+
+    Raises :class:`UninspectableError`: ``too_large`` past the limit (a decompression bomb),
+    ``truncated`` or ``undecodable`` for a broken stream. With ``partial`` a short stream is
+    fine and the output is cut at ``limit`` (for sniffing).
+    """
+    for coding in reversed(encodings):
+        body = _inflate(body, coding, limit, partial)
+    return body
+
+
+def _inflate(data: bytes, coding: str, limit: int, partial: bool) -> bytes:
+    attempts = (31,) if coding == "gzip" else (15, -15)
+    for wbits in attempts:
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(data, limit + 1)
+        except zlib.error as exc:
+            if wbits == attempts[-1]:
+                raise UninspectableError(Reason.UNDECODABLE, f"{coding}: {exc}") from None
+            continue
+        if partial:
+            return out[:limit]
+        if len(out) > limit or d.unconsumed_tail:
+            raise UninspectableError(Reason.TOO_LARGE, f"{coding} body inflates past {limit} bytes")
+        if not d.eof:
+            raise UninspectableError(Reason.TRUNCATED, f"{coding} stream ends early")
+        return out
+    raise AssertionError("unreachable")
+
+
+# --- verdicts, replies ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response for the adapter to send instead of (or as) the app's."""
+
+    status: int
+    headers: Headers
+    body: bytes = b""
+    blocked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What a verdict means for the response: block or not, and the detection to record."""
+
+    block: bool
+    detection: Detection | None = field(default=None)
+
+
+def uninspectable_verdict(
+    reason: Reason, detail: str, *, body: bytes | None = None, generation: int = 0
+) -> Verdict:
+    """A verdict for a body the HTTP layer could not hand to the engine."""
+    digest = hashlib.sha256(body).hexdigest() if body is not None else ""
+    return Verdict(
+        kind=VerdictKind.UNINSPECTABLE,
+        sha256=digest,
+        reason=reason,
+        detail=detail,
+        lists_generation=generation,
+    )
+
+
+def judge(verdict: Verdict, rq: RequestPlan, config: Config, *, body: bytes | None) -> Judgement:
+    """Match -> block; uninspectable -> block unless allowed; both recorded. Clean -> pass."""
+    if verdict.is_clean:
+        return Judgement(block=False)
+    if verdict.is_match:
+        block = True
+    else:
+        block = verdict.reason is None or config.blocks_uninspectable(verdict.reason)
+    return Judgement(block=block, detection=detection_for(verdict, rq, config, block, body))
+
+
+def detection_for(
+    verdict: Verdict, rq: RequestPlan, config: Config, blocked: bool, body: bytes | None
+) -> Detection:
+    """The detection event for ``verdict`` on this request (never holds the body)."""
+    r = rq.request
+    md5 = verdict.hashes.get("md5", "")
+    if not md5 and body is not None:
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    return Detection(
+        verdict=verdict,
+        action=Action.BLOCKED if blocked else Action.ALLOWED,
+        method=r.method,
+        host=r.host,
+        path=r.path,
+        query=r.query,
+        md5=md5,
+        client=r.client if config.record_client_address else None,
+    )
+
+
+def block_reply(config: Config, method: str = "GET") -> Reply:
+    """The block response: ``config.block_status``, short HTML, none of the original headers."""
+    body = config.block_body.encode("utf-8")
+    headers: Headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return Reply(
+        config.block_status, headers, b"" if method.upper() == "HEAD" else body, blocked=True
+    )
+
+
+def tag_etag(etag: bytes | None, generation: int, sha256: str = "") -> bytes:
+    """An ETag naming the lists generation: ``W/"<orig>~sm<gen>"``.
+
+    Without an original ETag, ``W/"~<digest>~sm<gen>"`` (safemedia validates it itself).
+    """
+    gen = format(generation, "x")
+    if etag is None:
+        return f'W/"~{sha256[:32]}~sm{gen}"'.encode()
+    text = etag.decode("latin-1").strip()
+    weak = text.startswith("W/")
+    opaque = text[2:] if weak else text
+    opaque = opaque.strip('"')
+    return f'W/"{opaque}~sm{"w" if weak else ""}{gen}"'.encode("latin-1")
+
+
+def _tag_headers(headers: Headers, rq: RequestPlan) -> Headers:
+    return [(n, tag_etag(v, rq.generation) if n.lower() == b"etag" else v) for n, v in headers]
+
+
+def finalise_passed(headers: Headers, body: bytes, verdict: Verdict) -> Headers:
+    """Headers for a passed, buffered body: exact Content-Length, no Transfer-Encoding, ETag
+    tagged with the generation the verdict was made against."""
+    etag: bytes | None = None
+    out: Headers = []
+    for name, value in headers:
+        n = name.lower()
+        if n in _DROP_WHEN_PASSED:
+            if n == b"etag" and etag is None:
+                etag = value
+            continue
+        out.append((name, value))
+    out.append((b"content-length", str(len(body)).encode()))
+    out.append((b"etag", tag_etag(etag, verdict.lists_generation, verdict.sha256)))
+    return out
+
+
+def not_modified_reply(headers: Headers) -> Reply:
+    """A 304 for a passed image whose digest matches the client's safemedia ETag."""
+    kept = [(n, v) for n, v in headers if n.lower() in _NOT_MODIFIED_KEEP]
+    return Reply(304, kept)

@@ -1,0 +1,272 @@
+"""The one object every adapter shares: config, engine, recorder, scan pool and hooks.
+
+Usage (an adapter)::
+
+    runtime = Runtime(config)            # or Runtime() -> Config.load()
+    rq = runtime.plan_request("GET", host, path, query, headers, client=addr)
+    ...                                  # see safemedia.http for the whole flow
+    reply = runtime.conclude(rq, rp, status, headers, body)      # blocking, never raises
+    reply = await runtime.run_blocking(runtime.conclude, rq, rp, status, headers, body)  # async
+
+:meth:`Runtime.conclude` scans the body with the engine, records a detection for every block and
+every uninspectable response durably (the recorder) *before* returning the block reply, then
+runs the after-commit hooks (``on_detection``, the notifier) on a separate thread so they never
+delay or break the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from safemedia import http
+from safemedia.config import Config, ConfigError
+from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
+from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
+from safemedia.verdict import Reason, Verdict
+
+__all__ = [
+    "Runtime",
+    "Scanner",
+    "load_hook",
+]
+
+logger = logging.getLogger("safemedia")
+
+T = TypeVar("T")
+
+
+class Scanner(Protocol):
+    """What the runtime needs of :class:`safemedia.engine.Engine`."""
+
+    @property
+    def lists_generation(self) -> int: ...
+
+    def scan(self, body: bytes, content_type: str | None = None) -> Verdict: ...
+
+    def close(self) -> None: ...
+
+
+def load_hook(dotted: str) -> Callable[[Detection], object]:
+    """Import ``module:function`` (or ``module.function``); :class:`ConfigError` if it fails."""
+    module_name, sep, attr = dotted.partition(":")
+    if not sep:
+        module_name, _, attr = dotted.rpartition(".")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f"bad value for 'on_detection': cannot import {dotted!r}: {exc}"
+        ) from None
+    if not callable(target):
+        raise ConfigError(f"bad value for 'on_detection': {dotted!r} is not callable")
+    hook: Callable[[Detection], object] = target
+    return hook
+
+
+def _open_recorder(config: Config) -> DetectionRecorder:
+    """The durable store once ``safemedia.store`` exists, else a logging recorder."""
+    if importlib.util.find_spec("safemedia.store") is None:
+        logger.warning("safemedia.store is not available: detections are only logged")
+        return LoggingRecorder()
+    store = importlib.import_module("safemedia.store")
+    recorder: DetectionRecorder = store.open_store(config)
+    return recorder
+
+
+def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
+    from safemedia.engine import Engine  # type: ignore[import-not-found, unused-ignore]
+
+    is_allowed = getattr(recorder, "is_allowed", None)
+    engine: Scanner = Engine(config, is_allowed=is_allowed)
+    return engine
+
+
+class Runtime:
+    """Config, engine, recorder, a bounded scan pool and the after-commit hooks.
+
+    ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store (see
+    :func:`_open_recorder`); pass them to share one between adapters or in tests.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        engine: Scanner | None = None,
+        recorder: DetectionRecorder | None = None,
+        on_detection: Callable[[Detection], object] | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config.load()
+        self.recorder = recorder if recorder is not None else _open_recorder(self.config)
+        self.engine = engine if engine is not None else _open_engine(self.config, self.recorder)
+        hooks: list[Callable[[Detection], object]] = []
+        if self.config.on_detection:
+            hooks.append(load_hook(self.config.on_detection))
+        if on_detection is not None:
+            hooks.append(on_detection)
+        wake = getattr(self.recorder, "wake_notifier", None)
+        if callable(wake):
+            hooks.append(lambda _detection: wake())
+        self._hooks = tuple(hooks)
+        self._pool = ThreadPoolExecutor(
+            self.config.scan_concurrency, thread_name_prefix="safemedia-scan"
+        )
+        self._hook_pool: ThreadPoolExecutor | None = None
+        self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def plan_request(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        *,
+        client: str | None = None,
+    ) -> RequestPlan:
+        """:func:`safemedia.http.plan_request` with the current generation and URL blocks."""
+        blocked = False
+        if method in ("GET", "HEAD", "get", "head"):
+            url = f"{host.lower()}{path}" + (f"?{query}" if query else "")
+            try:
+                blocked = self.recorder.is_blocked(url)
+            except Exception:
+                logger.exception("safemedia: is_blocked failed; treating the URL as not blocked")
+        return http.plan_request(
+            method,
+            host,
+            path,
+            query,
+            headers,
+            generation=self.engine.lists_generation,
+            blocked=blocked,
+            client=client,
+        )
+
+    def block_reply(self, rq: RequestPlan) -> Reply:
+        """The block response for this request (HEAD: no body)."""
+        return http.block_reply(self.config, rq.request.method)
+
+    # --- responses (blocking: run in a worker thread from async code) ---------------------------
+
+    def scan(self, body: bytes, content_type: str | None = None) -> Verdict:
+        """The engine's verdict, at most ``scan_concurrency`` scans at a time."""
+        with self._scan_slots:
+            return self.engine.scan(body, content_type)
+
+    def conclude(
+        self,
+        rq: RequestPlan,
+        rp: ResponsePlan,
+        status: int,
+        headers: Headers,
+        body: bytes,
+    ) -> Reply:
+        """Scan a buffered image body and return what to send. Never raises (fails closed)."""
+        try:
+            try:
+                scanned = http.decode_for_scan(body, rp.encodings, rp.limit)
+            except http.UninspectableError as exc:
+                verdict = http.uninspectable_verdict(
+                    exc.reason, exc.detail, body=body, generation=rq.generation
+                )
+                scanned = body
+            else:
+                verdict = self.scan(scanned, rp.content_type)
+            judgement = http.judge(verdict, rq, self.config, body=scanned)
+            if judgement.detection is not None:
+                self.commit(judgement.detection)
+            if judgement.block:
+                return self.block_reply(rq)
+            headers = http.finalise_passed(headers, body, verdict)
+            if verdict.sha256[:32] in rq.self_validate and status == 200:
+                return http.not_modified_reply(headers)
+            return Reply(status, headers, body)
+        except Exception:
+            logger.exception("safemedia: error while checking %s; blocking it", rq.request.url)
+            return self.block_reply(rq)
+
+    def conclude_uninspectable(
+        self,
+        rq: RequestPlan,
+        rp: ResponsePlan,
+        reason: Reason | None = None,
+        detail: str = "",
+    ) -> Reply | None:
+        """Record an uninspectable response; the block reply, or None when config allows it."""
+        reason = reason or rp.reason or Reason.UNDECODABLE
+        detail = detail or rp.detail
+        try:
+            verdict = http.uninspectable_verdict(reason, detail, generation=rq.generation)
+            judgement = http.judge(verdict, rq, self.config, body=None)
+            if judgement.detection is not None:
+                self.commit(judgement.detection)
+            return self.block_reply(rq) if judgement.block else None
+        except Exception:
+            logger.exception("safemedia: error while recording %s; blocking it", rq.request.url)
+            return self.block_reply(rq)
+
+    def commit(self, detection: Detection) -> None:
+        """Record ``detection`` durably, then run the after-commit hooks (in the background).
+
+        A recorder failure is logged, never raised: the caller still sends its block reply.
+        """
+        try:
+            self.recorder.record(detection)
+        except Exception:
+            logger.exception("safemedia: could not record a detection for %s", detection.url)
+            return
+        if self._hooks:
+            self._hooks_pool().submit(self._run_hooks, detection)
+
+    def _hooks_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._hook_pool is None:
+                self._hook_pool = ThreadPoolExecutor(1, thread_name_prefix="safemedia-hooks")
+            return self._hook_pool
+
+    def _run_hooks(self, detection: Detection) -> None:
+        for hook in self._hooks:
+            try:
+                hook(detection)
+            except Exception:
+                logger.exception("safemedia: on_detection hook %r failed", hook)
+
+    # --- async support --------------------------------------------------------------------------
+
+    async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` in the runtime's bounded worker pool, off the event loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): anyio's worker threads
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(lambda: func(*args))
+        return await loop.run_in_executor(self._pool, lambda: func(*args))
+
+    def close(self) -> None:
+        """Stop the pools and the engine. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=False)
+        if self._hook_pool is not None:
+            self._hook_pool.shutdown(wait=True)
+        self.engine.close()
+        closer = getattr(self.recorder, "close", None)
+        if callable(closer):
+            closer()

@@ -1,0 +1,1 @@
+"""safemedia test suite; helpers importable as ``tests.<module>``."""

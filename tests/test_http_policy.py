@@ -1,0 +1,210 @@
+"""The sans-I/O HTTP policy: request headers, response decisions, replies."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from safemedia import Config
+from safemedia.http import (
+    ResponseAction,
+    UninspectableError,
+    apply_to_environ,
+    apply_to_headers,
+    block_reply,
+    decode_for_scan,
+    finalise_passed,
+    headers_from_environ,
+    plan_after_sniff,
+    plan_request,
+    plan_response,
+    sniff_image,
+    tag_etag,
+)
+from safemedia.verdict import Reason, Verdict, VerdictKind
+from tests.synthetic import jpeg, png
+
+CONFIG = Config(max_body_bytes=1000)
+
+
+def plan(path: str, headers: list[tuple[bytes, bytes]], method: str = "GET", gen: int = 7):  # type: ignore[no-untyped-def]
+    return plan_request(method, "Example.org", path, "", headers, generation=gen)
+
+
+def test_range_and_if_range_are_stripped_from_get_requests() -> None:
+    rq = plan("/media/a.jpg", [(b"range", b"bytes=0-"), (b"if-range", b'"x"'), (b"accept", b"*/*")])
+    assert apply_to_headers([(b"range", b"bytes=0-"), (b"accept", b"*/*")], rq) == [
+        (b"accept", b"*/*")
+    ]
+    assert rq.strip >= {b"range", b"if-range"}
+
+
+def test_range_is_kept_on_video_paths() -> None:
+    rq = plan("/media/clip.mp4", [(b"range", b"bytes=100-")])
+    assert not rq.changes_headers
+
+
+def test_post_requests_are_left_alone() -> None:
+    rq = plan("/upload", [(b"range", b"bytes=0-")], method="POST")
+    assert not rq.changes_headers
+
+
+def test_etag_tag_round_trips_to_the_original_for_the_current_generation() -> None:
+    tagged = tag_etag(b'"abc"', 7).decode()
+    rq = plan("/a.jpg", [(b"if-none-match", tagged.encode())])
+    assert rq.revalidated
+    assert rq.set == ((b"if-none-match", b'"abc"'),)
+    weak = tag_etag(b'W/"abc"', 7).decode()
+    rq = plan("/a.jpg", [(b"if-none-match", weak.encode())])
+    assert rq.set == ((b"if-none-match", b'W/"abc"'),)
+
+
+def test_validators_from_an_older_list_generation_are_dropped() -> None:
+    stale = tag_etag(b'"abc"', 6)
+    rq = plan("/x", [(b"if-none-match", stale), (b"if-modified-since", b"Mon, 1 Jan 2024")])
+    assert rq.strip == {b"if-none-match", b"if-modified-since"}
+    assert not rq.revalidated
+
+
+def test_untagged_validators_are_dropped_only_on_image_paths() -> None:
+    assert plan("/a.png", [(b"if-none-match", b'"abc"')]).strip == {
+        b"if-none-match",
+        b"if-modified-since",
+    }
+    assert plan("/a.png", [(b"if-modified-since", b"x")]).strip == {b"if-modified-since"}
+    assert not plan("/style.css", [(b"if-none-match", b'"abc"')]).changes_headers
+    assert not plan("/style.css", [(b"if-modified-since", b"x")]).changes_headers
+
+
+def test_safemedia_own_etag_is_validated_by_digest() -> None:
+    own = tag_etag(None, 7, "ab" * 32)
+    rq = plan("/a", [(b"if-none-match", own)])
+    assert rq.self_validate == {"ab" * 16}
+    assert b"if-none-match" in rq.strip
+
+
+def test_malformed_if_none_match_is_not_honoured() -> None:
+    rq = plan("/a", [(b"if-none-match", b"abc~sm7")])
+    assert b"if-none-match" in rq.strip
+
+
+def test_environ_helpers_strip_and_set() -> None:
+    environ = {"HTTP_RANGE": "bytes=0-", "HTTP_IF_NONE_MATCH": tag_etag(b'"e"', 7).decode()}
+    rq = plan("/a.jpg", headers_from_environ(environ))
+    apply_to_environ(environ, rq)
+    assert environ == {"HTTP_IF_NONE_MATCH": '"e"'}
+
+
+def response(headers: list[tuple[bytes, bytes]], status: int = 200, method: str = "GET"):  # type: ignore[no-untyped-def]
+    return plan_response(plan("/x", [], method=method), status, headers, CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "action"),
+    [
+        (b"image/jpeg", ResponseAction.INSPECT),
+        (b"IMAGE/PNG; q=1", ResponseAction.INSPECT),
+        (b"image/svg+xml", ResponseAction.PASS),
+        (b"text/html; charset=utf-8", ResponseAction.PASS),
+        (b"application/octet-stream", ResponseAction.SNIFF),
+    ],
+)
+def test_responses_are_classified_by_content_type(content_type: bytes, action: object) -> None:
+    assert response([(b"content-type", content_type)]).action is action
+
+
+def test_missing_content_type_is_sniffed_for_magic_bytes() -> None:
+    rp = response([])
+    assert rp.action is ResponseAction.SNIFF
+    assert plan_after_sniff(rp, jpeg(1)[:32]).action is ResponseAction.INSPECT
+    assert plan_after_sniff(rp, png(1)[:32]).action is ResponseAction.INSPECT
+    assert plan_after_sniff(rp, b"PK\x03\x04 zip").action is ResponseAction.PASS
+
+
+def test_sniffing_sees_through_gzip() -> None:
+    rp = response([(b"content-encoding", b"gzip")])
+    assert plan_after_sniff(rp, gzip.compress(png(2))).action is ResponseAction.INSPECT
+
+
+def test_sniffs_avif_and_webp_but_not_mp4() -> None:
+    assert sniff_image(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1")
+    assert sniff_image(b"RIFF\x10\x00\x00\x00WEBPVP8 ")
+    assert not sniff_image(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00isommp42")
+
+
+def test_partial_image_is_uninspectable() -> None:
+    rp = response([(b"content-type", b"image/jpeg")], status=206)
+    assert (rp.action, rp.reason) == (ResponseAction.UNINSPECTABLE, Reason.PARTIAL_CONTENT)
+
+
+def test_unknown_encoding_is_uninspectable() -> None:
+    rp = response([(b"content-type", b"image/jpeg"), (b"content-encoding", b"br")])
+    assert (rp.action, rp.reason) == (ResponseAction.UNINSPECTABLE, Reason.UNKNOWN_ENCODING)
+
+
+def test_declared_length_over_the_cap_is_too_large() -> None:
+    rp = response([(b"content-type", b"image/jpeg"), (b"content-length", b"1001")])
+    assert (rp.action, rp.reason) == (ResponseAction.UNINSPECTABLE, Reason.TOO_LARGE)
+
+
+def test_head_responses_pass() -> None:
+    assert response([(b"content-type", b"image/jpeg")], method="HEAD").action is (
+        ResponseAction.PASS
+    )
+
+
+def test_304_to_a_revalidated_request_gets_a_tagged_etag() -> None:
+    rq = plan("/a.jpg", [(b"if-none-match", tag_etag(b'"abc"', 7))])
+    rp = plan_response(rq, 304, [(b"etag", b'"abc"')], CONFIG)
+    assert rp.action is ResponseAction.PASS
+    assert rp.headers == [(b"etag", tag_etag(b'"abc"', 7))]
+
+
+def test_gzip_and_deflate_bodies_are_decoded_with_a_bound() -> None:
+    body = png(3)
+    assert decode_for_scan(gzip.compress(body), ("gzip",), 10_000) == body
+    assert decode_for_scan(zlib.compress(body), ("deflate",), 10_000) == body
+    raw = zlib.compressobj(wbits=-15)
+    assert decode_for_scan(raw.compress(body) + raw.flush(), ("deflate",), 10_000) == body
+    with pytest.raises(UninspectableError) as bomb:
+        decode_for_scan(gzip.compress(b"\0" * 1_000_000), ("gzip",), 10_000)
+    assert bomb.value.reason is Reason.TOO_LARGE
+    with pytest.raises(UninspectableError) as cut:
+        decode_for_scan(gzip.compress(body)[:-20], ("gzip",), 10_000)
+    assert cut.value.reason is Reason.TRUNCATED
+
+
+def test_block_reply_has_none_of_the_original_headers() -> None:
+    reply = block_reply(Config(block_status=403, block_body="<p>no</p>"))
+    assert reply.status == 403
+    assert reply.body == b"<p>no</p>"
+    assert dict(reply.headers) == {
+        b"content-type": b"text/html; charset=utf-8",
+        b"cache-control": b"no-store",
+        b"x-content-type-options": b"nosniff",
+        b"content-length": b"9",
+    }
+    assert block_reply(CONFIG, "HEAD").body == b""
+
+
+def test_passed_response_gets_exact_length_and_a_tagged_etag() -> None:
+    verdict = Verdict(kind=VerdictKind.CLEAN, sha256="cd" * 32, lists_generation=9)
+    headers = finalise_passed(
+        [
+            (b"content-type", b"image/png"),
+            (b"transfer-encoding", b"chunked"),
+            (b"etag", b'"v1"'),
+            (b"content-length", b"99"),
+        ],
+        b"12345",
+        verdict,
+    )
+    assert headers == [
+        (b"content-type", b"image/png"),
+        (b"content-length", b"5"),
+        (b"etag", b'W/"v1~sm9"'),
+    ]
+    own = dict(finalise_passed([], b"1", verdict))[b"etag"]
+    assert own == b'W/"~' + b"cd" * 16 + b'~sm9"'

@@ -1,0 +1,91 @@
+"""The shared runtime: scanning, recording before the block reply, hooks."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+import pytest
+
+from safemedia import Config, ConfigError
+from safemedia.events import Action, Detection
+from safemedia.http import Headers, plan_response
+from safemedia.runtime import Runtime
+from safemedia.verdict import Reason
+from tests.recording import MemoryRecorder
+from tests.standin_engine import StandInEngine
+from tests.synthetic import jpeg
+
+LISTED = jpeg(1)
+CLEAN = jpeg(2)
+IMAGE: Headers = [(b"content-type", b"image/jpeg")]
+
+
+def make(config: Config | None = None, **kwargs: object) -> tuple[Runtime, MemoryRecorder]:
+    config = config or Config()
+    recorder = MemoryRecorder()
+    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
+    return Runtime(config, engine=engine, recorder=recorder, **kwargs), recorder  # type: ignore[arg-type]
+
+
+def conclude(runtime: Runtime, body: bytes, headers: Headers = IMAGE):  # type: ignore[no-untyped-def]
+    rq = runtime.plan_request("GET", "h", "/p.jpg", "", [])
+    rp = plan_response(rq, 200, headers, runtime.config)
+    return runtime.conclude(rq, rp, 200, headers, body)
+
+
+def test_a_match_is_recorded_before_the_block_reply_is_returned() -> None:
+    runtime, recorder = make()
+    reply = conclude(runtime, LISTED)
+    assert reply.blocked
+    assert reply.status == 451
+    [detection] = recorder.detections
+    assert detection.action is Action.BLOCKED
+    assert detection.url == "h/p.jpg"
+    assert detection.md5 == hashlib.md5(LISTED).hexdigest()
+    assert recorder.is_blocked("h/p.jpg")
+    assert runtime.plan_request("HEAD", "H", "/p.jpg", "", []).blocked
+
+
+def test_a_clean_image_passes_byte_identical_and_is_not_recorded() -> None:
+    runtime, recorder = make()
+    reply = conclude(runtime, CLEAN)
+    assert (reply.status, reply.body, reply.blocked) == (200, CLEAN, False)
+    assert recorder.detections == []
+
+
+def test_uninspectable_is_blocked_unless_its_reason_is_allowed() -> None:
+    runtime, recorder = make()
+    assert conclude(runtime, b"\xff\xd8\xffnot really").blocked
+    allowing, recorder2 = make(Config(allow_uninspectable=frozenset({Reason.UNDECODABLE})))
+    assert not conclude(allowing, b"\xff\xd8\xffnot really").blocked
+    assert [d.action for d in recorder.detections + recorder2.detections] == [
+        Action.BLOCKED,
+        Action.ALLOWED,
+    ]
+
+
+def test_on_detection_hook_runs_after_commit_and_its_failure_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[Detection] = []
+    done = threading.Event()
+
+    def hook(detection: Detection) -> None:
+        seen.append(detection)
+        done.set()
+        raise RuntimeError("hook broke")
+
+    runtime, recorder = make(on_detection=hook)
+    with caplog.at_level(logging.ERROR, logger="safemedia"):
+        assert conclude(runtime, LISTED).blocked
+        assert done.wait(5)
+        runtime.close()
+    assert seen == recorder.detections
+    assert "on_detection hook" in caplog.text
+
+
+def test_a_bad_on_detection_path_stops_start_up_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="on_detection"):
+        make(Config(on_detection="no.such.module:hook"))
