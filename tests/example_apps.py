@@ -11,7 +11,6 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.realserver import free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -32,10 +33,8 @@ __all__ = [
     "ROOT",
     "Forum",
     "demo_tools",
-    "free_port",
     "get",
     "running_forum",
-    "wait_until_listening",
 ]
 
 TARGETS = {"flask": "app:app", "django": "forum_site.wsgi"}
@@ -60,38 +59,13 @@ class Forum:
             time.sleep(0.1)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @functools.cache
 def gunicorn_command() -> tuple[str, ...]:
     """``python -m gunicorn``, without the control socket that newer versions open in ``$HOME``."""
-    command = (sys.executable, "-m", "gunicorn")
-    help_text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
+    command = ("{python}", "-m", "gunicorn")
+    probe = [sys.executable, "-m", "gunicorn", "--help"]
+    help_text = subprocess.run(probe, capture_output=True, text=True, check=False).stdout
     return (*command, "--no-control-socket") if "--no-control-socket" in help_text else command
-
-
-def wait_until_listening(
-    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0
-) -> None:
-    """Return once ``port`` accepts connections; fail with the server's output if it died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            output = log.read_text(errors="replace")
-            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server did not listen on port {port}") from None
-            time.sleep(0.1)
 
 
 def copy_examples(tmp: Path) -> Path:
@@ -107,31 +81,18 @@ def running_forum(kind: str, tmp: Path, *, verify: bool = True) -> Iterator[Foru
     """The ``kind`` example forum under gunicorn, with its SMTP sink, until the block ends."""
     examples = copy_examples(tmp)
     app_dir = demo_tools.prepare(kind, examples)
-    smtp_port, port = free_port(), free_port()
-    env = {**os.environ, "SAFEMEDIA_SMTP_PORT": str(smtp_port), "PYTHONUNBUFFERED": "1"}
+    smtp_port = free_port()
+    env = {**os.environ, "SAFEMEDIA_SMTP_PORT": str(smtp_port)}
     env.pop("SAFEMEDIA_CONFIG", None)
     with demo_tools.smtp_sink(port=smtp_port, spool=app_dir / "var" / "mail", echo=False) as mail:
         if verify:
             demo_tools.verify_address(
                 demo_tools.DEMO_ADDRESS, app_dir / "var" / "mail", cwd=app_dir, env=env
             )
-        command = [*gunicorn_command(), "--bind", f"127.0.0.1:{port}"]
+        command = [*gunicorn_command(), "--bind", "127.0.0.1:{port}"]
         command += ["--workers", "1", "--threads", "4", TARGETS[kind]]
-        log = app_dir / "var" / "server.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command, cwd=app_dir, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        try:
-            wait_until_listening(port, process, log)
-            yield Forum(kind, f"http://127.0.0.1:{port}", app_dir, mail)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with serve(command, cwd=app_dir, env=env) as server:
+            yield Forum(kind, server.url, app_dir, mail)
 
 
 def get(url: str) -> httpx.Response:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from example_apps import ROOT, demo_tools, running_forum
+from tests.example_apps import ROOT, demo_tools, running_forum
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from example_apps import EXAMPLES, Forum, demo_tools, get, running_forum
+from tests.example_apps import EXAMPLES, Forum, demo_tools, get, running_forum
 
 LISTED = f"/uploads/{demo_tools.LISTED_IMAGE}"
 ALLOWED = f"/uploads/{demo_tools.ALLOWED_IMAGE}"
