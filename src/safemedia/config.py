@@ -26,6 +26,7 @@ from safemedia.verdict import Reason
 
 DEFAULT_CONFIG_FILE = "safemedia.toml"
 ENV_PREFIX = "SAFEMEDIA_"
+DEFAULT_STORE = "sqlite:///safemedia-state.db"
 
 DEFAULT_BLOCK_BODY = (
     "<!doctype html><html><head><meta charset=utf-8><title>451 Unavailable For Legal Reasons"
@@ -66,6 +67,7 @@ class SmtpConfig:
     starttls: bool = False
     use_tls: bool = False
     timeout: float = 30.0
+    cafile: str | None = None
 
     def resolved_password(self) -> str | None:
         """The password, or the value of the environment variable ``password_env`` names."""
@@ -80,7 +82,7 @@ class Config:
 
     hash_lists: tuple[ListConfig, ...] = ()
     allow_lists: tuple[Path, ...] = ()
-    store: str = "sqlite:///safemedia-state.db"
+    store: str = DEFAULT_STORE
     max_body_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_frames: int = 64
@@ -98,6 +100,8 @@ class Config:
     record_client_address: bool = False
     notify_to: str | None = None
     notify_digest_window: float = 600.0
+    notify_retry_initial: float = 5.0
+    notify_retry_max: float = 300.0
     on_detection: str | None = None
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
@@ -121,6 +125,7 @@ class Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{p}: no [safemedia] table")
         data = dict(table)
+        data.setdefault("store", DEFAULT_STORE)
         if env:
             data = apply_env(data, os.environ)
         config: Config = _build(cls, data, p.resolve().parent, where=f"{p}: ")
@@ -203,6 +208,8 @@ def _convert(key: str, hint: Any, value: Any, base_dir: Path, where: str) -> Any
         return {str(k).strip(): _int(v) for k, v in value.items()}
     if key == "algorithms":
         return tuple(str(v).strip().lower() for v in _as_list(value))
+    if key == "store":
+        return _store_url(_scalar(str, value), base_dir)
     return _scalar(hint, value)
 
 
@@ -261,6 +268,14 @@ def _path(value: Any, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+def _store_url(value: str, base_dir: Path) -> str:
+    """Make a relative ``sqlite:///`` path absolute against ``base_dir`` (the config folder)."""
+    prefix = "sqlite:///"
+    if not value.startswith(prefix):
+        return value
+    return prefix + str(_path(value[len(prefix) :], base_dir))
+
+
 def _list_config(item: Any, base_dir: Path, where: str) -> ListConfig:
     if isinstance(item, ListConfig):
         return item
@@ -294,6 +309,13 @@ def _validate(config: Config, where: str) -> None:
         or config.store.startswith("redis://"),
         "store",
         "must be sqlite:///PATH, memory: or redis://...",
+    )
+    need(config.notify_digest_window >= 0, "notify_digest_window", "must not be negative")
+    need(config.notify_retry_initial > 0, "notify_retry_initial", "must be positive")
+    need(
+        config.notify_retry_max >= config.notify_retry_initial,
+        "notify_retry_max",
+        "must be at least notify_retry_initial",
     )
     for name, distance in config.distances.items():
         need(distance >= 0, "distances", f"{name} distance must not be negative")

@@ -1,0 +1,379 @@
+"""Safe decoding: bytes in, RGB frames out, or a :class:`DecodeError` with a reason.
+
+One pinned pipeline, because each step moves a perceptual hash by tens to hundreds of bits:
+
+1. format allow-list (JPEG, PNG/APNG, GIF, WebP, BMP, TIFF, ICO, and AVIF/HEIF where Pillow
+   decodes them); anything else is ``unsupported_format``, garbage is ``undecodable``;
+2. pixel and frame caps checked from the headers before any pixel is decoded; Pillow's own
+   decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is read, never changed, and is a cap too;
+3. large JPEGs decoded at reduced size with libjpeg's DCT scaling (``Image.draft``), keeping the
+   long side at least :data:`DRAFT_MIN_SIDE` pixels so PDQ stays within a few bits of the
+   full-resolution hash (see ``docs/matching.md`` and ``docs/performance.md``);
+4. EXIF orientation applied; every mode converted to RGB (16-bit and float scaled, CMYK via
+   Pillow's Adobe-aware decoder, palettes and alpha composited over white);
+5. every frame of an animation or multi-page TIFF, up to ``max_frames``.
+
+Nothing but :class:`DecodeError` ever leaves :func:`decode`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from safemedia.verdict import Reason
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DRAFT_MIN_SIDE",
+    "DecodeError",
+    "DecodedImage",
+    "decode",
+    "to_rgb",
+]
+
+#: Formats safemedia decodes (Pillow format names). HEIF only exists when a plugin registers it.
+ALLOWED_FORMATS: tuple[str, ...] = (
+    "JPEG",
+    "PNG",
+    "GIF",
+    "WEBP",
+    "BMP",
+    "TIFF",
+    "ICO",
+    "AVIF",
+    "HEIF",
+)
+
+#: The fast path decodes JPEGs at 1/2, 1/4 or 1/8 scale, but never below this long side.
+DRAFT_MIN_SIDE = 1000
+
+_WHITE = (255, 255, 255)
+_ORIENTATION = 0x0112
+_bomb_lock = threading.Lock()
+
+
+class DecodeError(Exception):
+    """The body cannot be inspected; ``reason`` says why, ``detail`` says what was seen."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """A decoded body: its format, its (display) size and its frames, each RGB."""
+
+    format: str
+    width: int
+    height: int
+    frames: tuple[Image.Image, ...]
+
+
+def decode(
+    body: bytes, *, max_pixels: int, max_frames: int, full_resolution: bool = False
+) -> DecodedImage:
+    """Decode ``body`` into RGB frames, or raise :class:`DecodeError`.
+
+    ``max_pixels`` caps each frame (and, for animations, the decoded total, beyond which frames are
+    reduced); ``max_frames`` caps the number of frames. ``full_resolution`` turns off reduced-size
+    JPEG decoding (the python-threatexchange pipeline, bit-exact with published PDQ hashes).
+    """
+    try:
+        return _decode(bytes(body), max_pixels, max_frames, full_resolution)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError(Reason.TOO_MANY_PIXELS, "out of memory while decoding") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeError(Reason.TOO_MANY_PIXELS, str(exc)) from None
+    except EOFError as exc:
+        raise DecodeError(Reason.TRUNCATED, str(exc) or "unexpected end of data") from None
+    except Exception as exc:  # the boundary: no other exception may reach the host app
+        cut = "truncated" in str(exc).lower() or _container_cut_short(body)
+        raise DecodeError(Reason.TRUNCATED if cut else Reason.UNDECODABLE, _describe(exc)) from None
+
+
+def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool) -> DecodedImage:
+    if not body:
+        raise DecodeError(Reason.UNDECODABLE, "empty body")
+    cap = _pixel_cap(max_pixels)
+    im = _open(body)
+    fmt = im.format or "unknown"
+    width, height = im.size
+    _check_pixels(width, height, cap)
+
+    declared = _declared_frames(im, body, fmt, max_frames, cap)
+    if declared > max_frames:
+        raise DecodeError(
+            Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames ({declared}+)"
+        )
+
+    orientation = _orientation(im)
+    if not full_resolution and fmt in ("JPEG", "MPO"):
+        _draft(im)
+
+    frames: list[Image.Image] = []
+    for index in range(max_frames + 1):
+        if index:
+            if fmt == "MPO":
+                break  # further MPO images are previews/stereo pairs that browsers never show
+            try:
+                im.seek(index)
+            except EOFError:
+                break
+            except ValueError:  # Pillow's "cannot seek" for single-frame images
+                break
+            if index == max_frames:
+                raise DecodeError(
+                    Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames"
+                )
+            _check_pixels(*im.size, cap)
+        _load(im)
+        frame = to_rgb(im)
+        if orientation:
+            frame = _transpose(frame, orientation)
+        frames.append(frame)
+        # Bound the memory held by an animation: shrink frames beyond the total budget.
+        total = sum(f.width * f.height for f in frames)
+        if total > max_pixels and len(frames) > 1 and not full_resolution:
+            frames[-1] = _shrink(frames[-1], declared if declared > 1 else max_frames, max_pixels)
+        elif total > max_pixels and len(frames) > 1:
+            raise DecodeError(
+                Reason.TOO_MANY_PIXELS,
+                f"{fmt} animation decodes to more than {max_pixels} pixels in total",
+            )
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return DecodedImage(format=fmt, width=width, height=height, frames=tuple(frames))
+
+
+def _container_cut_short(body: bytes) -> bool:
+    """Whether a container that declares its length (RIFF: WebP) holds fewer bytes than that."""
+    if body[:4] == b"RIFF" and len(body) >= 8:
+        return bool(struct.unpack_from("<I", body, 4)[0] + 8 > len(body))
+    return False
+
+
+def _pixel_cap(max_pixels: int) -> int:
+    """Our cap, or Pillow's decompression-bomb limit when that is lower (read, never changed)."""
+    pillow = Image.MAX_IMAGE_PIXELS
+    return min(max_pixels, pillow) if pillow else max_pixels
+
+
+def _check_pixels(width: int, height: int, cap: int) -> None:
+    if width <= 0 or height <= 0:
+        raise DecodeError(Reason.UNDECODABLE, f"image has no pixels ({width}x{height})")
+    if width * height > cap:
+        raise DecodeError(Reason.TOO_MANY_PIXELS, f"{width}x{height} is more than {cap} pixels")
+
+
+@contextmanager
+def _bomb_warning_is_error() -> Iterator[None]:
+    """Pillow warns about decompression bombs while parsing headers: make that an error.
+
+    ``warnings.catch_warnings`` swaps process-wide state, so only one thread at a time may hold it,
+    and only for the header parse (microseconds). The host's filters are restored afterwards.
+    """
+    with _bomb_lock, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _open(body: bytes) -> ImageFile.ImageFile:
+    try:
+        with _bomb_warning_is_error():
+            return Image.open(io.BytesIO(body), formats=_allowed_formats())
+    except UnidentifiedImageError:
+        pass
+    prefix = body[:16]
+    if _accepted_by(prefix, _allowed_formats()):
+        # The magic is right but the header does not parse: cut short, or corrupt.
+        if len(body) < 1024:
+            raise DecodeError(Reason.TRUNCATED, f"header cut short ({len(body)} bytes)") from None
+        raise DecodeError(Reason.UNDECODABLE, "image header does not parse") from None
+    other = _accepted_by(prefix, tuple(Image.OPEN))
+    if other:
+        raise DecodeError(Reason.UNSUPPORTED_FORMAT, f"{other} images are not decoded") from None
+    raise DecodeError(Reason.UNDECODABLE, f"not an image (starts with {prefix[:8].hex()})")
+
+
+def _allowed_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
+
+
+def _accepted_by(prefix: bytes, formats: tuple[str, ...]) -> str | None:
+    """The first of ``formats`` whose magic-number check accepts ``prefix`` (no parsing)."""
+    Image.init()
+    for name in formats:
+        entry = Image.OPEN.get(name)
+        if entry is None or entry[1] is None:
+            continue
+        try:
+            if entry[1](prefix) is True:
+                return name
+        except Exception:  # a plugin's magic check choking on odd bytes means "not mine"
+            continue
+    return None
+
+
+def _declared_frames(
+    im: ImageFile.ImageFile, body: bytes, fmt: str, max_frames: int, cap: int
+) -> int:
+    """Frames the headers declare, counted without decoding pixels (GIF: our own block walk)."""
+    if fmt == "GIF":
+        count, extent_w, extent_h = gif_frames(body, limit=max_frames)
+        _check_pixels(extent_w, extent_h, cap)
+        return count
+    if fmt in ("PNG", "WEBP", "AVIF", "HEIF"):
+        return int(getattr(im, "n_frames", 1))
+    return 1  # TIFF pages are counted while seeking; MPO/ICO/BMP/JPEG are single frames
+
+
+def gif_frames(body: bytes, *, limit: int) -> tuple[int, int, int]:
+    """Count a GIF's images (stopping past ``limit``) and the extent they cover, from the blocks.
+
+    Returns ``(frames, width, height)``; the extent includes frames that overflow the logical
+    screen (Pillow grows the canvas for those).
+    """
+    if len(body) < 13:
+        raise DecodeError(Reason.TRUNCATED, "GIF header cut short")
+    width, height = struct.unpack_from("<HH", body, 6)
+    flags = body[10]
+    pos = 13
+    if flags & 0x80:
+        pos += 3 << ((flags & 7) + 1)
+    end = len(body)
+    frames = 0
+    while pos < end and frames <= limit:
+        tag = body[pos]
+        pos += 1
+        if tag == 0x3B:  # trailer
+            break
+        if tag == 0x21:  # extension: label, then sub-blocks
+            pos = _skip_sub_blocks(body, pos + 1)
+        elif tag == 0x2C:  # image descriptor
+            if pos + 9 > end:
+                break
+            x, y, w, h, local = struct.unpack_from("<HHHHB", body, pos)
+            pos += 9
+            width, height = max(width, x + w), max(height, y + h)
+            if local & 0x80:
+                pos += 3 << ((local & 7) + 1)
+            pos = _skip_sub_blocks(body, pos + 1)  # after the LZW minimum code size
+            frames += 1
+        # any other byte is skipped, as Pillow does
+    return max(frames, 1), width, height
+
+
+def _skip_sub_blocks(body: bytes, pos: int) -> int:
+    end = len(body)
+    while pos < end:
+        size = body[pos]
+        pos += 1 + size
+        if size == 0:
+            break
+    return pos
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not stop the scan: treat as unrotated
+        return 0
+    return value if isinstance(value, int) and 2 <= value <= 8 else 0
+
+
+def _transpose(frame: Image.Image, orientation: int) -> Image.Image:
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }[orientation]
+    return frame.transpose(method)
+
+
+def _draft(im: ImageFile.ImageFile) -> None:
+    """Ask libjpeg for the smallest DCT scale that keeps the long side >= DRAFT_MIN_SIDE."""
+    width, height = im.size
+    long_side = max(width, height)
+    if long_side < 2 * DRAFT_MIN_SIDE:
+        return
+    ratio = DRAFT_MIN_SIDE / long_side
+    im.draft(im.mode, (max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))))
+
+
+def _load(im: Image.Image) -> None:
+    try:
+        im.load()
+    except OSError as exc:
+        text = str(exc)
+        if "truncated" in text or "premature end" in text.lower():
+            raise DecodeError(Reason.TRUNCATED, text) from None
+        raise
+
+
+def _shrink(frame: Image.Image, frames: int, budget: int) -> Image.Image:
+    per_frame = max(1, budget // max(frames, 1))
+    factor = math.ceil(math.sqrt(frame.width * frame.height / per_frame))
+    return frame.reduce(factor) if factor > 1 else frame
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits."""
+    mode = im.mode
+    if mode == "RGB":
+        return im.copy()
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _scaled_to_rgb(im)
+    if mode == "La":
+        im = im.convert("LA")
+        mode = "LA"
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        out = Image.new("RGB", rgba.size, _WHITE)
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return im.convert("RGB")
+
+
+def _scaled_to_rgb(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping."""
+    data = np.asarray(im, dtype=np.float64)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return Image.new("RGB", im.size, (0, 0, 0))
+    low, high = float(finite.min()), float(finite.max())
+    if im.mode == "F" and low >= 0.0 and high <= 1.0:
+        scale, offset = 255.0, 0.0  # float in [0, 1]
+    elif low >= 0.0 and high <= 255.0 and im.mode in ("I", "F"):
+        scale, offset = 1.0, 0.0  # already 8-bit values
+    elif low >= 0.0 and high <= 65535.0:
+        scale, offset = 255.0 / 65535.0, 0.0  # 16-bit
+    else:
+        scale, offset = 255.0 / (high - low or 1.0), -low  # anything else: stretch
+    data = np.nan_to_num(data, nan=0.0, posinf=high, neginf=low)
+    grey = np.clip(np.rint((data + offset) * scale), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

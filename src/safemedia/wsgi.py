@@ -1,0 +1,342 @@
+"""PEP 3333 WSGI middleware: every image the app serves is checked before it is sent.
+
+Usage::
+
+    from safemedia import Config
+    from safemedia.wsgi import SafeMediaMiddleware
+
+    app.wsgi_app = SafeMediaMiddleware(app.wsgi_app, config=Config.from_file("safemedia.toml"))
+    application = SafeMediaMiddleware(application)   # Config.load()
+
+Every decision is made by :mod:`safemedia.http` and :class:`safemedia.runtime.Runtime`; this
+module only moves bytes. A blocked URL is refused before the app is called. A response that is
+not an image is passed on untouched: the app's own iterable (a ``wsgi.file_wrapper`` too) and
+its ``write`` callable go straight to the server. An image is buffered up to ``max_body_bytes``
+(from the iterable and from ``write``), the app's iterable is closed, and the body is scanned
+before anything is sent. Lazy ``start_response`` (called on the first iteration) and
+``exc_info`` restarts are handled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from safemedia import http
+from safemedia.config import Config
+from safemedia.http import Reply, RequestPlan, ResponseAction, ResponsePlan
+from safemedia.runtime import Runtime
+from safemedia.verdict import Reason
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from _typeshed import OptExcInfo
+
+__all__ = ["SafeMediaMiddleware", "request_target"]
+
+logger = logging.getLogger("safemedia")
+
+Write = Any  # the server's ``write(data: bytes) -> object`` callable
+
+
+class SafeMediaMiddleware:
+    """Wrap a WSGI application so that every image it serves is checked first.
+
+    ``config`` defaults to :meth:`Config.load`; pass ``runtime`` to share one
+    :class:`~safemedia.runtime.Runtime` (engine, recorder, scan pool) with other adapters.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        config: Config | None = None,
+        *,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.app = app
+        self.runtime = runtime if runtime is not None else Runtime(config)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method, host, path, query = request_target(environ)
+        rq = self.runtime.plan_request(
+            method,
+            host,
+            path,
+            query,
+            http.headers_from_environ(environ),
+            client=environ.get("REMOTE_ADDR"),
+        )
+        if rq.blocked:
+            reply = self.runtime.block_reply(rq)
+            start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
+            return [reply.body]
+        if rq.changes_headers:
+            http.apply_to_environ(environ, rq)
+        exchange = _Exchange(self.runtime, rq, start_response)
+        result = self.app(environ, exchange.start_response)
+        return exchange.finish(result)
+
+
+def request_target(environ: Any) -> tuple[str, str, str, str]:
+    """``(method, host, path, query)`` of a WSGI environ (or a Django ``request.META``).
+
+    ``path`` is ``SCRIPT_NAME + PATH_INFO`` decoded as UTF-8 (PEP 3333 carries it as latin-1);
+    ``host`` is ``Host`` or ``SERVER_NAME[:SERVER_PORT]``.
+    """
+    method = str(environ.get("REQUEST_METHOD", "GET"))
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = str(environ.get("SERVER_NAME", ""))
+        port = str(environ.get("SERVER_PORT", ""))
+        scheme = environ.get("wsgi.url_scheme", "http")
+        if port and (scheme, port) not in (("http", "80"), ("https", "443")):
+            host = f"{host}:{port}"
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    with contextlib.suppress(UnicodeEncodeError):  # else a server already decoded it
+        path = path.encode("latin-1").decode("utf-8", "replace")
+    return method, str(host), path, str(environ.get("QUERY_STRING", ""))
+
+
+def _status_line(status: int, original: str = "") -> str:
+    if original and original[:3] == str(status):
+        return original
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Blocked" if status >= 400 else "OK"
+    return f"{status} {phrase}"
+
+
+def _status_code(status_line: str) -> int:
+    try:
+        return int(status_line.split(None, 1)[0])
+    except (ValueError, IndexError):
+        return 0
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+class _Mode(Enum):
+    STARTING = "starting"  # start_response not called yet
+    SNIFF = "sniff"  # holding the start until the body's first bytes say what it is
+    INSPECT = "inspect"  # buffering an image
+    PASS = "pass"  # forwarded: the body goes to the server as it comes
+    REPLY = "reply"  # decided: send ``reply``, discard the app's body
+
+
+class _Exchange:
+    """One request's response: a ``start_response`` for the app, then its body."""
+
+    __slots__ = (
+        "buffer",
+        "headers",
+        "mode",
+        "pending",
+        "plan",
+        "reply",
+        "rq",
+        "runtime",
+        "server_start",
+        "server_write",
+        "size",
+        "status",
+        "status_line",
+    )
+
+    def __init__(self, runtime: Runtime, rq: RequestPlan, server_start: StartResponse) -> None:
+        self.runtime = runtime
+        self.rq = rq
+        self.server_start = server_start
+        self.server_write: Write | None = None
+        self.mode = _Mode.STARTING
+        self.status_line = ""
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.plan = ResponsePlan(ResponseAction.PASS)
+        self.buffer: list[bytes] = []
+        self.size = 0
+        self.pending: list[bytes] = []
+        self.reply: Reply | None = None
+
+    # --- what the app calls -------------------------------------------------------------------
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+    ) -> Write:
+        if exc_info is not None:
+            try:
+                if self.server_write is not None:
+                    # Already forwarded: the server re-raises if its headers went out.
+                    self.server_write = self.server_start(status, headers, exc_info)
+                    self.status_line, self.headers = status, list(headers)
+                    return self._write if self.pending else self.server_write
+            finally:
+                exc_info = None
+            self._restart()
+        elif self.mode is not _Mode.STARTING:
+            raise AssertionError("start_response called a second time without exc_info")
+        self.status_line, self.headers = status, list(headers)
+        self.status = _status_code(status)
+        if not self.status:
+            return self._forward(None)  # not HTTP the policy can read: the server complains
+        plan = http.plan_response(
+            self.rq, self.status, http.headers_from_wsgi(headers), self.runtime.config
+        )
+        return self._enter(plan)
+
+    def _write(self, data: bytes) -> None:
+        if self.mode is _Mode.PASS and self.server_write is not None:
+            while self.pending:
+                self.server_write(self.pending.pop(0))
+            self.server_write(data)
+        else:
+            self._take(data)
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _enter(self, plan: ResponsePlan) -> Write:
+        self.plan = plan
+        if plan.action is ResponseAction.PASS:
+            return self._forward(plan.headers)
+        if plan.action is ResponseAction.UNINSPECTABLE:
+            self._uninspectable(None, "")
+        else:
+            self.mode = _Mode.SNIFF if plan.action is ResponseAction.SNIFF else _Mode.INSPECT
+            if self.mode is _Mode.INSPECT and self.size > plan.limit:
+                self._too_large()
+        return self._write
+
+    def _forward(self, headers: http.Headers | None) -> Write:
+        wsgi_headers = self.headers if headers is None else http.headers_to_wsgi(headers)
+        self.server_write = self.server_start(self.status_line, wsgi_headers)
+        self.mode = _Mode.PASS
+        if not self.buffer:
+            return self.server_write
+        self.pending, self.buffer, self.size = self.buffer, [], 0
+        return self._write
+
+    def _uninspectable(self, reason: Reason | None, detail: str) -> None:
+        reply = self.runtime.conclude_uninspectable(self.rq, self.plan, reason, detail)
+        if reply is None:  # allowed by config: the original goes on as it is
+            self._forward(None)
+        else:
+            self._answer(reply)
+
+    def _too_large(self) -> None:
+        limit = self.plan.limit
+        self._uninspectable(Reason.TOO_LARGE, f"body exceeds max_body_bytes {limit}")
+
+    def _answer(self, reply: Reply) -> None:
+        self.reply = reply
+        self.mode = _Mode.REPLY
+        self.buffer, self.size = [], 0
+
+    def _take(self, data: bytes) -> None:
+        """Body bytes from the app (its iterable, or ``write`` before the response passes)."""
+        mode = self.mode
+        if mode is _Mode.PASS:
+            if data:
+                self.pending.append(data)
+            return
+        if mode is _Mode.REPLY or not data:
+            return
+        if mode is _Mode.STARTING:
+            raise AssertionError("the application sent a body before calling start_response")
+        self.buffer.append(bytes(data))
+        self.size += len(data)
+        if mode is _Mode.SNIFF:
+            if self.size >= http.SNIFF_BYTES:
+                self._sniffed()
+        elif self.size > self.plan.limit:
+            self._too_large()
+
+    def _sniffed(self) -> None:
+        self._enter(http.plan_after_sniff(self.plan, b"".join(self.buffer)))
+
+    def _end(self) -> None:
+        """The app's body is complete."""
+        if self.mode is _Mode.STARTING:
+            raise AssertionError("the application returned without calling start_response")
+        if self.mode is _Mode.SNIFF:
+            self._sniffed()
+        if self.mode is _Mode.INSPECT:
+            body = b"".join(self.buffer)
+            self.buffer, self.size = [], 0
+            headers = http.headers_from_wsgi(self.headers)
+            self._answer(self.runtime.conclude(self.rq, self.plan, self.status, headers, body))
+
+    def _decided(self) -> bool:
+        return self.mode is _Mode.PASS or self.mode is _Mode.REPLY
+
+    def _restart(self) -> None:
+        """``start_response`` again with ``exc_info`` before anything was forwarded."""
+        self.mode = _Mode.STARTING
+        self.buffer, self.size, self.pending = [], 0, []
+        self.reply = None
+
+    # --- what the server gets -----------------------------------------------------------------
+
+    def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
+        """What to return to the server for the app's ``result``."""
+        if self.mode is _Mode.PASS and not self.pending:
+            return result  # untouched: file_wrapper and all
+        iterator: Iterator[bytes] | None = None
+        handed_on = False
+        try:
+            if not self._decided():
+                iterator = iter(result)
+                for chunk in iterator:
+                    self._take(chunk)
+                    if self._decided():
+                        break
+                else:
+                    self._end()
+            if self.mode is _Mode.REPLY and self.reply is not None:
+                reply = self.reply
+                line = _status_line(reply.status, self.status_line)
+                self.server_start(line, http.headers_to_wsgi(reply.headers))
+                return [reply.body]
+            handed_on = True
+            return _Passing(self, result, iterator)
+        finally:
+            if not handed_on:
+                _close(result)
+
+
+class _Passing:
+    """The app's body, after the bytes that were held while deciding; closes the app's result."""
+
+    __slots__ = ("exchange", "iterator", "result")
+
+    def __init__(
+        self, exchange: _Exchange, result: Iterable[bytes], iterator: Iterator[bytes] | None
+    ) -> None:
+        self.exchange = exchange
+        self.result = result
+        self.iterator = iterator
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        pending = self.exchange.pending
+        if pending:
+            return pending.pop(0)
+        if self.iterator is None:
+            self.iterator = iter(self.result)
+        return next(self.iterator)
+
+    def close(self) -> None:
+        _close(self.result)

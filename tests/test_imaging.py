@@ -1,0 +1,306 @@
+"""Safe decoding: hostile and odd inputs give a defined result, quickly, and never an exception."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import warnings
+import zlib
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
+from safemedia.verdict import Reason
+
+CAPS: dict[str, Any] = {"max_pixels": 100_000_000, "max_frames": 64}
+
+
+def encode(im: Image.Image, fmt: str, **params: Any) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def tiff_with_one_strip(width: int, height: int, *, strip_bytes: int) -> bytes:
+    """A little-endian greyscale TIFF whose single strip claims the whole image."""
+    entries = [
+        (256, 4, 1, width),  # ImageWidth
+        (257, 4, 1, height),  # ImageLength
+        (258, 3, 1, 8),  # BitsPerSample
+        (259, 3, 1, 1),  # Compression: none
+        (262, 3, 1, 1),  # Photometric: min-is-black
+        (273, 4, 1, 8 + 2 + 12 * 9 + 4),  # StripOffsets: right after the IFD
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 4, 1, height),  # RowsPerStrip
+        (279, 4, 1, width * height),  # StripByteCounts: claims everything
+    ]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHII", tag, kind, count, value)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + bytes(strip_bytes)
+
+
+def reason_for(body: bytes, **caps: int) -> Reason:
+    with pytest.raises(DecodeError) as info:
+        decoded(body, **caps)
+    return info.value.reason
+
+
+def decoded(body: bytes, **kwargs: Any) -> DecodedImage:
+    return decode(body, **{**CAPS, **kwargs})
+
+
+def test_zero_bytes_are_undecodable() -> None:
+    assert reason_for(b"") is Reason.UNDECODABLE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"hello, world" * 20, b"\x89PNX\r\n\x1a\n" + b"\0" * 64, b"GIF87b" + b"\0" * 64, bytes(1000)],
+)
+def test_garbage_and_wrong_magic_are_undecodable(body: bytes) -> None:
+    assert reason_for(body) is Reason.UNDECODABLE
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "TIFF"])
+def test_a_file_cut_in_half_is_truncated(fmt: str) -> None:
+    body = encode(noise(300, 200), fmt)
+    assert reason_for(body[: len(body) // 2]) is Reason.TRUNCATED
+
+
+@pytest.mark.parametrize("length", [8, 40, 100])
+def test_a_header_cut_short_is_truncated(length: int) -> None:
+    body = encode(noise(64, 64), "PNG")
+    assert reason_for(body[:length]) is Reason.TRUNCATED
+    jpeg = encode(noise(64, 64), "JPEG")
+    assert reason_for(jpeg[:length]) is Reason.TRUNCATED
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body"),
+    [
+        ("EPS", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n" + b"\n" * 64),
+        ("PSD", b"8BPS\x00\x01" + bytes(64)),
+        ("FITS", b"SIMPLE  =                    T" + b" " * 2850),
+        ("JPEG2000", encode(Image.new("RGB", (8, 8)), "JPEG2000")),
+        ("PPM", encode(Image.new("RGB", (8, 8)), "PPM")),
+        ("QOI", encode(Image.new("RGB", (8, 8)), "QOI")),
+    ],
+)
+def test_formats_outside_the_allow_list_are_unsupported(fmt: str, body: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        decoded(body)
+    assert info.value.reason is Reason.UNSUPPORTED_FORMAT
+    assert fmt in info.value.detail
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "AVIF"])
+def test_allowed_formats_decode_to_rgb(fmt: str) -> None:
+    image = decoded(encode(Image.new("RGB", (48, 32), (200, 40, 40)), fmt))
+    assert image.format == fmt
+    assert (image.width, image.height) == image.frames[0].size
+    assert image.frames[0].mode == "RGB"
+    red, green, blue = image.frames[0].getpixel((10, 10))  # type: ignore[misc]
+    assert red > 150
+    assert max(green, blue) < 90
+
+
+def test_one_pixel_image_decodes() -> None:
+    image = decoded(encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"))
+    assert image.frames[0].getpixel((0, 0)) == (10, 20, 30)
+
+
+def test_png_header_claiming_60000_squared_is_refused_before_decoding() -> None:
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096)
+    body = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+    assert reason_for(body) is Reason.TOO_MANY_PIXELS
+
+
+def test_pixel_cap_is_checked_from_the_header() -> None:
+    body = encode(Image.new("RGB", (200, 100)), "PNG")
+    assert reason_for(body, max_pixels=19_999) is Reason.TOO_MANY_PIXELS
+    assert decoded(body, max_pixels=20_000).width == 200
+
+
+def test_pillow_bomb_limit_counts_without_being_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    body = encode(Image.new("RGB", (150, 100)), "PNG")  # over Pillow's limit, under 2x
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # even when the host only logs the warning
+        assert reason_for(body) is Reason.TOO_MANY_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == 10_000
+
+
+def test_decoding_leaves_the_hosts_warning_filters_alone() -> None:
+    before = list(warnings.filters)
+    decoded(encode(noise(20, 20), "PNG"))
+    assert list(warnings.filters) == before
+
+
+def test_gif_with_thousands_of_frames_is_refused_without_decoding_them() -> None:
+    frames = [Image.new("P", (2, 2), i % 256) for i in range(3000)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], optimize=False)
+    body = out.getvalue()
+    assert gif_frames(body, limit=64)[0] == 65  # counting stops just past the cap
+    assert reason_for(body) is Reason.TOO_MANY_FRAMES
+
+
+def test_gif_frame_outside_the_canvas_counts_towards_the_pixel_cap() -> None:
+    body = bytearray(encode(Image.new("P", (4, 4)), "GIF"))
+    descriptor = body.index(b"\x2c\x00\x00\x00\x00\x04\x00\x04\x00")
+    body[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 60000, 60000)  # claims 60000^2
+    assert gif_frames(bytes(body), limit=64)[1:] == (60000, 60000)
+    assert reason_for(bytes(body)) is Reason.TOO_MANY_PIXELS
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_every_frame_of_an_animation_is_decoded(fmt: str) -> None:
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)]
+    frames = [Image.new("RGB", (40, 30), c) for c in colours]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=50)
+    image = decoded(out.getvalue())
+    assert len(image.frames) == 4
+    for frame, colour in zip(image.frames, colours, strict=True):
+        assert frame.mode == "RGB"
+        got = frame.getpixel((20, 15))
+        assert isinstance(got, tuple)
+        assert max(abs(a - b) for a, b in zip(got, colour, strict=True)) < 40
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_more_frames_than_the_cap_is_too_many_frames(fmt: str) -> None:
+    frames = [Image.new("RGB", (8, 8), (i * 30, 0, 0)) for i in range(5)]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=50)
+    assert reason_for(out.getvalue(), max_frames=4) is Reason.TOO_MANY_FRAMES
+    assert len(decoded(out.getvalue(), max_frames=5).frames) == 5
+
+
+def test_tiff_with_a_huge_strip_is_refused_in_bounded_time() -> None:
+    assert reason_for(tiff_with_one_strip(50000, 50000, strip_bytes=64)) is Reason.TOO_MANY_PIXELS
+    # Within the cap, a strip that claims 64 MB but holds 64 bytes is cut short.
+    assert reason_for(tiff_with_one_strip(8000, 8000, strip_bytes=64)) is Reason.TRUNCATED
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
+    ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(1, 256).repeat(8, axis=0)
+    image = decoded(encode(Image.fromarray(ramp), "PNG"))
+    row = np.asarray(image.frames[0])[4, :, 0]
+    assert (int(row[0]), int(row[-1])) == (0, 255)
+    assert abs(int(row[128]) - 128) <= 1
+
+
+def test_cmyk_jpeg_is_not_inverted() -> None:
+    white = decoded(encode(Image.new("CMYK", (32, 32), (0, 0, 0, 0)), "JPEG")).frames[0]
+    black = decoded(encode(Image.new("CMYK", (32, 32), (0, 0, 0, 255)), "JPEG")).frames[0]
+    assert np.asarray(white).min() > 240
+    assert np.asarray(black).max() < 15
+
+
+def test_palette_with_transparency_is_composited_over_white() -> None:
+    im = Image.new("P", (10, 10), 1)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.putpixel((0, 0), 0)
+    body = encode(im, "PNG", transparency=1)  # red is transparent, black is not
+    frame = decoded(body).frames[0]
+    assert frame.getpixel((5, 5)) == (255, 255, 255)
+    assert frame.getpixel((0, 0)) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "RGBa", "La"])
+def test_transparent_pixels_become_white_in_every_alpha_mode(mode: str) -> None:
+    im = Image.new(mode, (4, 4), 0)
+    assert to_rgb(im).getpixel((1, 1)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "P", "CMYK", "YCbCr", "I", "I;16", "F", "LAB", "HSV", "RGBX", "RGB"]
+)
+def test_every_mode_converts_to_rgb(mode: str) -> None:
+    grey = Image.new("RGB", (4, 4), (128, 128, 128))
+    im = grey.convert("L").convert(mode) if mode in ("I", "I;16", "F") else grey.convert(mode)
+    out = to_rgb(im)
+    assert out.mode == "RGB"
+    assert out.size == (4, 4)
+
+
+def test_float_image_in_unit_range_is_scaled_to_8_bits() -> None:
+    im = Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), "F")
+    assert to_rgb(im).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_exif_orientation_is_applied() -> None:
+    im = Image.new("RGB", (40, 20), (255, 0, 0))
+    im.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display rotated 90 degrees clockwise
+    image = decoded(encode(im, "PNG", exif=exif.tobytes()))
+    assert (image.width, image.height) == (20, 40)
+    assert image.frames[0].size == (20, 40)
+    top = image.frames[0].getpixel((10, 2))
+    assert isinstance(top, tuple)
+    assert top[2] > 200  # the left strip is now at the top
+
+
+def test_large_jpeg_is_drafted_unless_full_resolution_is_asked() -> None:
+    body = encode(noise(2400, 1800), "JPEG", quality=80)
+    fast = decoded(body)
+    full = decoded(body, full_resolution=True)
+    assert (fast.width, fast.height) == (full.width, full.height) == (2400, 1800)
+    assert full.frames[0].size == (2400, 1800)
+    assert fast.frames[0].size == (1200, 900)  # 1/2 scale keeps the long side >= 1000
+
+
+def test_decode_is_safe_from_several_threads() -> None:
+    bodies = [encode(noise(300, 200, seed), fmt) for seed, fmt in enumerate(["PNG", "JPEG"] * 4)]
+    expected = [np.asarray(decoded(b).frames[0]) for b in bodies]
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(5):
+            for body, want in zip(bodies, expected, strict=True):
+                if not np.array_equal(np.asarray(decoded(body).frames[0]), want):
+                    failures.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_corruption_never_raises_anything_but_decode_error(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    fmt = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"][seed % 6]
+    body = bytearray(encode(noise(64, 48, seed), fmt))
+    for _ in range(8):
+        body[int(rng.integers(0, len(body)))] = int(rng.integers(0, 256))
+    reason: Reason | None = None
+    try:
+        decoded(bytes(body))
+    except DecodeError as exc:
+        reason = exc.reason
+    assert reason is None or isinstance(reason, Reason)
