@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from pathlib import Path
 
 from PIL import Image
 
@@ -20,17 +21,41 @@ from safemedia.verdict import Match, Reason, Verdict, VerdictKind
 class StandInEngine:
     """Exact-digest matching with the Engine's interface (scan, lists_generation, close)."""
 
-    def __init__(self, config: Config, *, listed: set[str] | None = None) -> None:
+    def __init__(
+        self, config: Config, *, listed: set[str] | None = None, watch: Path | None = None
+    ) -> None:
         self.config = config
         self._listed = set(listed or ())
         self._generation = 1
         self._cache: dict[tuple[str, int], Verdict] = {}
         self._inflight: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._watch = watch
+        self._watched: tuple[float, int] | None = None
         self.decodes = 0
+        self._reload()
+
+    def _reload(self) -> None:
+        """Re-read the watched list (``sha256 <hex> [id]`` lines) when the file changed."""
+        if self._watch is None:
+            return
+        stat = self._watch.stat()
+        if (stat.st_mtime, stat.st_size) == self._watched:
+            return
+        digests = set()
+        for line in self._watch.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "sha256":
+                digests.add(parts[1].lower())
+        with self._lock:
+            if self._watched is not None:
+                self._generation += 1
+            self._watched = (stat.st_mtime, stat.st_size)
+            self._listed = digests
 
     @property
     def lists_generation(self) -> int:
+        self._reload()
         return self._generation
 
     def set_list(self, digests: set[str]) -> None:
@@ -40,6 +65,7 @@ class StandInEngine:
 
     def scan(self, body: bytes, content_type: str | None = None) -> Verdict:
         digest = hashlib.sha256(body).hexdigest()
+        self._reload()
         while True:
             with self._lock:
                 key = (digest, self._generation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from safemedia import Config, ConfigError
 from safemedia.events import Action, Detection
 from safemedia.http import Headers, plan_response
 from safemedia.runtime import Runtime
+from safemedia.store import open_store
 from safemedia.verdict import Reason
 from tests.recording import MemoryRecorder
 from tests.standin_engine import StandInEngine
@@ -89,3 +91,19 @@ def test_on_detection_hook_runs_after_commit_and_its_failure_is_only_logged(
 def test_a_bad_on_detection_path_stops_start_up_naming_the_key() -> None:
     with pytest.raises(ConfigError, match="on_detection"):
         make(Config(on_detection="no.such.module:hook"))
+
+
+def test_without_a_recorder_the_runtime_records_into_the_durable_store(tmp_path: Path) -> None:
+    config = Config(store=f"sqlite:///{tmp_path / 'state.db'}")
+    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
+    runtime = Runtime(config, engine=engine)
+    try:
+        assert conclude(runtime, LISTED).blocked
+        assert runtime.plan_request("GET", "h", "/p.jpg", "", []).blocked
+    finally:
+        runtime.close()
+    store = open_store(config)
+    try:
+        assert [d.url for d in store.detections()] == ["h/p.jpg"]
+    finally:
+        store.close()

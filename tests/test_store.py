@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,19 @@ def test_processes_and_threads_record_at_once_without_lock_errors(tmp_path: Path
     assert len(store.detections()) == 4 * 4 * 25
     assert len(store.blocked()) == 4 * 4 * 25
     assert store.is_blocked("example.org/p3/2/24.jpg")
+
+
+def test_failed_sends_back_off_exponentially_up_to_the_cap(tmp_path: Path) -> None:
+    store = open_store(store_config(tmp_path))
+    store.record(match_detection())
+    delays = []
+    for _ in range(5):
+        claim = store.outbox.claim(owner="me", window=0, lease=30, now=time.time() + 1e6)
+        assert claim is not None
+        assert not isinstance(claim, float)
+        delays.append(
+            store.outbox.mark_failed(claim.ids, owner="me", error="down", initial=1, cap=5)
+        )
+    assert delays == [1, 2, 4, 5, 5]
+    assert store.outbox.status().pending == 1
+    assert store.outbox.status().last_error == "down"

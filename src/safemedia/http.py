@@ -64,6 +64,7 @@ __all__ = [
     "apply_to_environ",
     "apply_to_headers",
     "block_reply",
+    "conservative_plan",
     "decode_for_scan",
     "detection_for",
     "finalise_passed",
@@ -255,6 +256,12 @@ def plan_request(
         revalidated=revalidated,
         self_validate=self_validate,
     )
+
+
+def conservative_plan(method: str, path: str) -> RequestPlan:
+    """A plan for a request that could not be planned: range and validators all stripped."""
+    strip = frozenset({b"range", b"if-range", b"if-none-match", b"if-modified-since"})
+    return RequestPlan(Request(method.upper(), "", path), strip=strip)
 
 
 def _read_if_none_match(value: bytes, generation: int) -> tuple[list[str], list[str], bool, int]:

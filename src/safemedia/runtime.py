@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from cachetools import TTLCache
 
 from safemedia import http
 from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
 from safemedia.verdict import Reason, Verdict
+
+if TYPE_CHECKING:
+    from safemedia.notify import Notifier
 
 __all__ = [
     "Runtime",
@@ -72,14 +76,41 @@ def load_hook(dotted: str) -> Callable[[Detection], object]:
     return hook
 
 
+# --- durable state and notifications (safemedia.store, safemedia.notify) ----------------------
+
+
 def _open_recorder(config: Config) -> DetectionRecorder:
-    """The durable store once ``safemedia.store`` exists, else a logging recorder."""
-    if importlib.util.find_spec("safemedia.store") is None:
-        logger.warning("safemedia.store is not available: detections are only logged")
+    """The durable store; if it cannot be opened, a loud error and a logging recorder.
+
+    Blocking goes on either way (the engine does not need the store); only durability and
+    sharing blocks between workers are lost, which the error says.
+    """
+    from safemedia.store import StoreError, open_store
+
+    try:
+        return open_store(config)
+    except StoreError as exc:
+        logger.error(
+            "safemedia: %s; detections are only logged, blocks are NOT kept across restarts or "
+            "shared between workers, and no alert is mailed until this is fixed",
+            exc,
+        )
         return LoggingRecorder()
-    store = importlib.import_module("safemedia.store")
-    recorder: DetectionRecorder = store.open_store(config)
-    return recorder
+
+
+def _start_notifier(config: Config, recorder: DetectionRecorder) -> Notifier | None:
+    """Start the outbox notifier when ``recorder`` is the store (it warns if unverified)."""
+    from safemedia.notify import Notifier
+    from safemedia.store import Store
+
+    if not isinstance(recorder, Store):
+        return None
+    notifier = Notifier(config, recorder)
+    notifier.start()
+    return notifier
+
+
+# --- the runtime ------------------------------------------------------------------------------
 
 
 def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
@@ -93,8 +124,11 @@ def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
 class Runtime:
     """Config, engine, recorder, a bounded scan pool and the after-commit hooks.
 
-    ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store (see
-    :func:`_open_recorder`); pass them to share one between adapters or in tests.
+    ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store
+    (:func:`safemedia.store.open_store`, with its :class:`~safemedia.notify.Notifier` started);
+    pass them to share one between adapters or in tests; the runtime closes only what it built.
+    ``blocked_cache_seconds``: how long an ``is_blocked`` answer is reused (0: ask every time),
+    so the store is not queried on every request; an operator's unblock applies within it.
     """
 
     def __init__(
@@ -104,18 +138,22 @@ class Runtime:
         engine: Scanner | None = None,
         recorder: DetectionRecorder | None = None,
         on_detection: Callable[[Detection], object] | None = None,
+        blocked_cache_seconds: float = 1.0,
     ) -> None:
         self.config = config if config is not None else Config.load()
+        self._owns_recorder = recorder is None
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
+        self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
+        self._owns_engine = engine is None
         self.engine = engine if engine is not None else _open_engine(self.config, self.recorder)
+        self._blocked: TTLCache[str, bool] | None = (
+            TTLCache(maxsize=100_000, ttl=blocked_cache_seconds) if blocked_cache_seconds else None
+        )
         hooks: list[Callable[[Detection], object]] = []
         if self.config.on_detection:
             hooks.append(load_hook(self.config.on_detection))
         if on_detection is not None:
             hooks.append(on_detection)
-        wake = getattr(self.recorder, "wake_notifier", None)
-        if callable(wake):
-            hooks.append(lambda _detection: wake())
         self._hooks = tuple(hooks)
         self._pool = ThreadPoolExecutor(
             self.config.scan_concurrency, thread_name_prefix="safemedia-scan"
@@ -140,11 +178,7 @@ class Runtime:
         """:func:`safemedia.http.plan_request` with the current generation and URL blocks."""
         blocked = False
         if method in ("GET", "HEAD", "get", "head"):
-            url = f"{host.lower()}{path}" + (f"?{query}" if query else "")
-            try:
-                blocked = self.recorder.is_blocked(url)
-            except Exception:
-                logger.exception("safemedia: is_blocked failed; treating the URL as not blocked")
+            blocked = self.is_blocked(f"{host.lower()}{path}" + (f"?{query}" if query else ""))
         return http.plan_request(
             method,
             host,
@@ -155,6 +189,24 @@ class Runtime:
             blocked=blocked,
             client=client,
         )
+
+    def is_blocked(self, url: str) -> bool:
+        """The recorder's answer, reused for ``blocked_cache_seconds``. Errors: not blocked."""
+        cache = self._blocked
+        if cache is not None:
+            with self._lock:
+                cached = cache.get(url)
+            if cached is not None:
+                return cached
+        try:
+            blocked = self.recorder.is_blocked(url)
+        except Exception:
+            logger.exception("safemedia: is_blocked failed; treating the URL as not blocked")
+            return False
+        if cache is not None:
+            with self._lock:
+                cache[url] = blocked
+        return blocked
 
     def block_reply(self, rq: RequestPlan) -> Reply:
         """The block response for this request (HEAD: no body)."""
@@ -229,6 +281,9 @@ class Runtime:
         except Exception:
             logger.exception("safemedia: could not record a detection for %s", detection.url)
             return
+        if self._blocked is not None:
+            with self._lock:
+                self._blocked.pop(detection.url, None)
         if self._hooks:
             self._hooks_pool().submit(self._run_hooks, detection)
 
@@ -264,9 +319,12 @@ class Runtime:
                 return
             self._closed = True
         self._pool.shutdown(wait=False)
+        if self.notifier is not None:
+            self.notifier.stop()
         if self._hook_pool is not None:
             self._hook_pool.shutdown(wait=True)
-        self.engine.close()
+        if self._owns_engine:
+            self.engine.close()
         closer = getattr(self.recorder, "close", None)
-        if callable(closer):
+        if self._owns_recorder and callable(closer):
             closer()

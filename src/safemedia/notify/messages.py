@@ -18,8 +18,8 @@ REPORTING_DUTY = (
     "Reporting duty: if this is child sexual abuse material, you must report it. In the United\n"
     "States report to NCMEC's CyberTipline (https://report.cybertip.org/); elsewhere report to\n"
     "your regional hotline (INHOPE lists them: https://www.inhope.org/). Preserve what the law\n"
-    "where you operate requires, and do not open, copy or forward the image: this mail never\n"
-    "contains it, only the hashes a report asks for."
+    "where you operate requires, and do not open, copy or forward the image. safemedia never\n"
+    "stores, logs or mails the image itself, only the hashes a report asks for."
 )
 
 

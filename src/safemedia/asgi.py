@@ -1,0 +1,273 @@
+"""Pure ASGI middleware: every image an ASGI app serves is checked before it leaves.
+
+Usage::
+
+    from safemedia import Config
+    from safemedia.asgi import SafeMediaMiddleware
+
+    app = SafeMediaMiddleware(app, config=Config.from_file("safemedia.toml"))
+    # or, in Starlette / FastAPI:
+    app.add_middleware(SafeMediaMiddleware, config=Config.from_file("safemedia.toml"))
+
+Without ``config`` it is :meth:`Config.load` (``$SAFEMEDIA_CONFIG`` or ``./safemedia.toml``).
+Each request gets a responder that holds ``http.response.start`` until the policy
+(:mod:`safemedia.http`) has decided: non-image responses are passed on at once and streamed;
+images are buffered (up to ``max_body_bytes``, across ``more_body`` messages and
+``http.response.pathsend``) and checked in the runtime's worker threads, never on the event loop.
+Lifespan and websocket scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from safemedia.config import Config
+from safemedia.http import (
+    SNIFF_BYTES,
+    Reply,
+    RequestPlan,
+    ResponseAction,
+    ResponsePlan,
+    apply_to_headers,
+    conservative_plan,
+    plan_after_sniff,
+    plan_response,
+)
+from safemedia.runtime import Runtime
+from safemedia.verdict import Reason
+
+__all__ = ["SafeMediaMiddleware"]
+
+logger = logging.getLogger("safemedia")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_WAITING, _PASSING, _HOLDING, _DONE = 0, 1, 2, 3
+
+
+class SafeMediaMiddleware:
+    """Check every image response of ``app``; see the module docstring.
+
+    ``runtime`` shares one :class:`~safemedia.runtime.Runtime` (engine, recorder, pool) between
+    several middlewares; otherwise one is built from ``config``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, config: Config | None = None, *, runtime: Runtime | None = None
+    ) -> None:
+        self.app = app
+        self.runtime = runtime if runtime is not None else Runtime(config)
+        self.config = self.runtime.config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            rq = self._plan(scope)
+        except Exception:
+            logger.exception("safemedia: error planning a request; stripping all validators")
+            rq = conservative_plan(scope["method"], scope["path"])
+        if rq.blocked:
+            await _send_reply(send, self.runtime.block_reply(rq))
+            return
+        if rq.changes_headers:
+            scope = dict(scope)
+            scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
+        responder = _Responder(self.runtime, rq, send)
+        await self.app(scope, receive, responder.send)
+        if responder.state == _HOLDING:
+            await responder.app_ended_early()
+
+    def _plan(self, scope: Scope) -> RequestPlan:
+        headers = scope.get("headers") or []
+        host = ""
+        for name, value in headers:
+            if name == b"host":
+                host = value.decode("latin-1")
+                break
+        else:
+            server = scope.get("server")
+            if server:
+                host = f"{server[0]}:{server[1]}" if server[1] is not None else str(server[0])
+        client = scope.get("client")
+        return self.runtime.plan_request(
+            scope["method"],
+            host,
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            client=client[0] if client else None,
+        )
+
+    def close(self) -> None:
+        """Release the runtime (worker threads, engine, recorder)."""
+        self.runtime.close()
+
+
+async def _send_reply(send: Send, reply: Reply) -> None:
+    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+class _Responder:
+    """One response: passes non-images on, holds and buffers images until checked."""
+
+    __slots__ = ("buffer", "plan", "rq", "runtime", "send_next", "start", "state")
+
+    def __init__(self, runtime: Runtime, rq: RequestPlan, send: Send) -> None:
+        self.runtime = runtime
+        self.rq = rq
+        self.send_next = send
+        self.state = _WAITING
+        self.start: Message | None = None
+        self.plan: ResponsePlan | None = None
+        self.buffer = bytearray()
+
+    async def send(self, message: Message) -> None:
+        state = self.state
+        if state == _PASSING:
+            await self.send_next(message)
+        elif state == _WAITING:
+            if message["type"] == "http.response.start":
+                await self._on_start(message)
+            else:
+                await self.send_next(message)
+        elif state == _HOLDING:
+            try:
+                await self._on_held(message)
+            except OSError:
+                raise
+            except Exception:
+                logger.exception("safemedia: error handling %s", self.rq.request.url)
+                await self._finish(self.runtime.block_reply(self.rq))
+
+    async def _on_start(self, message: Message) -> None:
+        try:
+            plan = plan_response(
+                self.rq, message["status"], message.get("headers") or [], self.runtime.config
+            )
+        except Exception:
+            logger.exception("safemedia: error planning %s", self.rq.request.url)
+            self.start = message
+            await self._finish(self.runtime.block_reply(self.rq))
+            return
+        if plan.action is ResponseAction.PASS:
+            self.start = message
+            self.state = _PASSING
+            if plan.headers is not None:
+                message = {**message, "headers": plan.headers}
+            await self.send_next(message)
+            return
+        self.start = message
+        self.plan = plan
+        self.state = _HOLDING
+        if plan.action is ResponseAction.UNINSPECTABLE:
+            await self._uninspectable(plan.reason, plan.detail, more=True)
+
+    async def _on_held(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.buffer += message.get("body", b"")
+            await self._progress(more=bool(message.get("more_body", False)))
+        elif kind in ("http.response.pathsend", "http.response.zerocopysend"):
+            await self._read_file(message)
+        # trailers and unknown extensions: nothing to check; the response is held or replaced
+
+    async def _progress(self, *, more: bool) -> None:
+        plan = self.plan
+        assert plan is not None
+        if plan.action is ResponseAction.SNIFF:
+            if more and len(self.buffer) < SNIFF_BYTES:
+                return
+            plan = self.plan = plan_after_sniff(plan, bytes(self.buffer))
+            if plan.action is ResponseAction.PASS:
+                await self._release(more)
+                return
+            if plan.action is ResponseAction.UNINSPECTABLE:
+                await self._uninspectable(plan.reason, plan.detail, more=more)
+                return
+        if len(self.buffer) > plan.limit:
+            await self._uninspectable(
+                Reason.TOO_LARGE, f"body over max_body_bytes {plan.limit}", more=more
+            )
+            return
+        if more:
+            return
+        start = self.start
+        assert start is not None
+        reply = await self.runtime.run_blocking(
+            self.runtime.conclude,
+            self.rq,
+            plan,
+            start["status"],
+            start.get("headers") or [],
+            bytes(self.buffer),
+        )
+        await self._finish(reply)
+
+    async def _read_file(self, message: Message) -> None:
+        """Bring a ``pathsend`` / ``zerocopysend`` file into the buffer (bounded)."""
+        plan = self.plan
+        assert plan is not None
+        room = plan.limit + 1 - len(self.buffer)
+        if plan.action is ResponseAction.SNIFF and not self.buffer:
+            head = await self.runtime.run_blocking(_read, message, SNIFF_BYTES)
+            if plan_after_sniff(plan, head).action is ResponseAction.PASS:
+                await self._release(more=True)
+                await self.send_next(message)  # zero-copy kept for non-images
+                return
+        self.buffer += await self.runtime.run_blocking(_read, message, max(room, 0))
+        await self._progress(more=False)
+
+    async def _uninspectable(self, reason: Reason | None, detail: str, *, more: bool) -> None:
+        plan = self.plan
+        assert plan is not None
+        reply = await self.runtime.run_blocking(
+            self.runtime.conclude_uninspectable, self.rq, plan, reason, detail
+        )
+        if reply is not None:
+            await self._finish(reply)
+        else:  # allowed by config: the original goes on, streamed
+            await self._release(more)
+
+    async def _release(self, more: bool) -> None:
+        """Send the held start and what was buffered, then pass the rest through."""
+        start = self.start
+        assert start is not None
+        self.state = _PASSING
+        await self.send_next(start)
+        if self.buffer or not more:
+            body, self.buffer = bytes(self.buffer), bytearray()
+            await self.send_next({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _finish(self, reply: Reply) -> None:
+        self.state = _DONE
+        self.buffer = bytearray()
+        await _send_reply(self.send_next, reply)
+
+    async def app_ended_early(self) -> None:
+        """The app returned without finishing its image body: uninspectable (truncated)."""
+        await self._uninspectable(Reason.TRUNCATED, "the app ended the body early", more=False)
+
+
+def _read(message: Message, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the file a pathsend / zerocopysend message names."""
+    if message["type"] == "http.response.pathsend":
+        with open(message["path"], "rb") as f:
+            return f.read(limit)
+    file = message["file"]
+    offset = message.get("offset")
+    count = message.get("count")
+    want = limit if count is None else min(limit, count)
+    fd = file.fileno()
+    if offset is None:  # from the current position, which must not move
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+    return os.pread(fd, want, offset)

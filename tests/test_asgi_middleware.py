@@ -1,0 +1,207 @@
+"""SafeMediaMiddleware in process, with raw ASGI messages: cases a real server cannot show."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import FileResponse
+from starlette.routing import Route
+
+from safemedia import Config
+from safemedia.asgi import SafeMediaMiddleware
+from safemedia.events import Action, Detection
+from safemedia.runtime import Runtime
+from safemedia.verdict import Reason, Verdict
+from tests.asgi_driver import Message, call, http_scope
+from tests.recording import MemoryRecorder
+from tests.standin_engine import StandInEngine
+from tests.synthetic import jpeg, png
+
+LISTED = jpeg(1)
+CLEAN = png(2)
+
+
+def runtime(config: Config | None = None, recorder: Any = None, **kwargs: Any) -> Runtime:
+    config = config or Config(max_body_bytes=50_000)
+    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
+    return Runtime(config, engine=engine, recorder=recorder or MemoryRecorder(), **kwargs)
+
+
+def raw_app(body: bytes, content_type: bytes = b"image/jpeg", chunks: int = 3) -> Any:
+    """An ASGI app sending ``body`` in ``chunks`` more_body messages."""
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+        step = max(1, len(body) // chunks)
+        parts = [body[i : i + step] for i in range(0, len(body), step)]
+        for i, part in enumerate(parts):
+            await send(
+                {"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1}
+            )
+
+    return app
+
+
+def test_images_split_over_more_body_messages_are_buffered_and_checked() -> None:
+    clean = call(SafeMediaMiddleware(raw_app(CLEAN, b"image/png"), runtime=runtime()), "/a")
+    assert clean.status == 200
+    assert clean.body == CLEAN
+    assert len(clean.messages) == 2  # one start, one whole body
+    listed = call(SafeMediaMiddleware(raw_app(LISTED), runtime=runtime()), "/b")
+    assert listed.status == 451
+
+
+def test_non_image_body_messages_are_passed_one_by_one() -> None:
+    text = b"x" * 3000
+    result = call(SafeMediaMiddleware(raw_app(text, b"text/plain"), runtime=runtime()), "/t")
+    assert result.body == text
+    assert len(result.messages) == 4
+
+
+def test_pathsend_files_are_read_bounded_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "listed.jpg").write_bytes(LISTED)
+    (tmp_path / "clean.png").write_bytes(CLEAN)
+    (tmp_path / "notes.bin").write_bytes(b"plain bytes " * 100)
+
+    async def serve_file(request: Any) -> FileResponse:
+        return FileResponse(tmp_path / request.path_params["name"])
+
+    app = SafeMediaMiddleware(Starlette(routes=[Route("/{name}", serve_file)]), runtime=runtime())
+    pathsend: dict[str, Any] = {"http.response.pathsend": {}}
+    assert call(app, "/listed.jpg", extensions=pathsend).status == 451
+    clean = call(app, "/clean.png", extensions=pathsend)
+    assert (clean.status, clean.body) == (200, CLEAN)
+    other = call(app, "/notes.bin", extensions=pathsend)
+    assert other.messages[-1] == {
+        "type": "http.response.pathsend",
+        "path": str(tmp_path / "notes.bin"),
+    }
+
+
+def test_lifespan_and_websocket_scopes_pass_through() -> None:
+    seen: list[str] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+        await send({"type": f"{scope['type']}.marker"})
+
+    middleware = SafeMediaMiddleware(app, runtime=runtime())
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    for kind in ("lifespan", "websocket"):
+        asyncio.run(middleware({"type": kind}, receive, send))
+    assert seen == ["lifespan", "websocket"]
+    assert [m["type"] for m in sent] == ["lifespan.marker", "websocket.marker"]
+
+
+def test_the_detection_is_recorded_before_the_block_response_starts() -> None:
+    order: list[str] = []
+
+    class Recorder(MemoryRecorder):
+        def record(self, detection: Detection) -> None:
+            order.append("recorded")
+            super().record(detection)
+
+    async def send(message: Message) -> None:
+        order.append(message["type"])
+
+    async def receive() -> Message:
+        return {"type": "http.request"}
+
+    middleware = SafeMediaMiddleware(raw_app(LISTED), runtime=runtime(recorder=Recorder()))
+    asyncio.run(middleware(http_scope("/x.jpg"), receive, send))
+    assert order == ["recorded", "http.response.start", "http.response.body"]
+
+
+def test_a_failing_recorder_still_blocks_and_does_not_crash_the_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(MemoryRecorder):
+        def record(self, detection: Detection) -> None:
+            raise OSError("disk full")
+
+    result = call(SafeMediaMiddleware(raw_app(LISTED), runtime=runtime(recorder=Broken())), "/x")
+    assert result.status == 451
+    assert "could not record" in caplog.text
+
+
+def test_an_engine_failure_fails_closed_for_images(caplog: pytest.LogCaptureFixture) -> None:
+    rt = runtime()
+
+    def explode(body: bytes, content_type: str | None = None) -> Verdict:
+        raise RuntimeError("engine bug")
+
+    rt.engine.scan = explode  # type: ignore[method-assign]
+    result = call(SafeMediaMiddleware(raw_app(CLEAN, b"image/png"), runtime=rt), "/x")
+    assert result.status == 451
+    assert "engine bug" in caplog.text
+    text = call(SafeMediaMiddleware(raw_app(b"hi", b"text/plain"), runtime=rt), "/t")
+    assert text.body == b"hi"
+
+
+def test_oversize_image_passes_streamed_when_too_large_is_allowed() -> None:
+    big = jpeg(3, (600, 400), quality=100)
+    config = Config(max_body_bytes=10_000, allow_uninspectable=frozenset({Reason.TOO_LARGE}))
+    rt = runtime(config)
+    result = call(SafeMediaMiddleware(raw_app(big, chunks=20), runtime=rt), "/big.jpg")
+    assert (result.status, result.body) == (200, big)
+    assert isinstance(rt.recorder, MemoryRecorder)
+    [event] = rt.recorder.detections
+    assert (event.action, event.verdict.reason) == (Action.ALLOWED, Reason.TOO_LARGE)
+
+
+def test_an_app_that_ends_an_image_body_early_gets_a_block() -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"image/png")],
+            }
+        )
+        await send({"type": "http.response.body", "body": CLEAN[:50], "more_body": True})
+
+    assert call(SafeMediaMiddleware(app, runtime=runtime()), "/cut.png").status == 451
+
+
+def test_a_blocked_url_is_refused_without_calling_the_app() -> None:
+    calls: list[str] = []
+    rt = runtime(blocked_cache_seconds=0)  # an unblock applies at once
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["method"])
+        await raw_app(LISTED)(scope, receive, send)
+
+    middleware = SafeMediaMiddleware(app, runtime=rt)
+    assert call(middleware, "/p.jpg").status == 451
+    for method in ("GET", "HEAD"):
+        assert call(middleware, "/p.jpg", method).status == 451
+    assert calls == ["GET"]
+    assert isinstance(rt.recorder, MemoryRecorder)
+    rt.recorder.unblock("testserver/p.jpg")
+    assert call(middleware, "/p.jpg", "HEAD").status == 200  # HEAD passes its headers
+    assert calls == ["GET", "HEAD"]
+
+
+def test_block_status_and_body_are_configurable() -> None:
+    rt = runtime(Config(block_status=403, block_body="<p>gone</p>"))
+    result = call(SafeMediaMiddleware(raw_app(LISTED), runtime=rt), "/x.jpg")
+    assert (result.status, result.body) == (403, b"<p>gone</p>")
