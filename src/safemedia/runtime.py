@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -162,6 +163,44 @@ class Runtime:
         self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
         self._lock = threading.Lock()
         self._closed = False
+        self._generation = self.engine.lists_generation
+        self._checked = time.monotonic()
+        self._refreshing = False
+
+    @property
+    def lists_generation(self) -> int:
+        """The lists generation in force, without blocking (see :meth:`current_generation`)."""
+        return self.current_generation(blocking=False)
+
+    def current_generation(self, *, blocking: bool = True) -> int:
+        """The lists generation in force.
+
+        ``blocking``: ask the engine now (it may reload changed lists: file I/O). Otherwise, for
+        an event loop, return the last answer and, once ``list_reload_interval`` has passed, ask
+        again on a short-lived thread.
+        """
+        if blocking:
+            generation = self._generation = self.engine.lists_generation
+            self._checked = time.monotonic()
+            return generation
+        if time.monotonic() - self._checked >= self.config.list_reload_interval:
+            with self._lock:
+                start = not self._refreshing
+                self._refreshing = True
+            if start:
+                threading.Thread(
+                    target=self._refresh_generation, name="safemedia-lists", daemon=True
+                ).start()
+        return self._generation
+
+    def _refresh_generation(self) -> None:
+        try:
+            self._generation = self.engine.lists_generation
+        except Exception:
+            logger.exception("safemedia: could not check the hash lists")
+        finally:
+            self._checked = time.monotonic()
+            self._refreshing = False
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -174,8 +213,12 @@ class Runtime:
         headers: Headers,
         *,
         client: str | None = None,
+        blocking: bool = True,
     ) -> RequestPlan:
-        """:func:`safemedia.http.plan_request` with the current generation and URL blocks."""
+        """:func:`safemedia.http.plan_request` with the current generation and URL blocks.
+
+        An async adapter passes ``blocking=False`` (see :meth:`current_generation`).
+        """
         blocked = False
         if method in ("GET", "HEAD", "get", "head"):
             blocked = self.is_blocked(f"{host.lower()}{path}" + (f"?{query}" if query else ""))
@@ -185,7 +228,7 @@ class Runtime:
             path,
             query,
             headers,
-            generation=self.engine.lists_generation,
+            generation=self.current_generation(blocking=blocking),
             blocked=blocked,
             client=client,
         )
