@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.realserver import free_port, serve
 
@@ -30,6 +32,7 @@ import demo_tools  # noqa: E402
 
 __all__ = [
     "EXAMPLES",
+    "KINDS",
     "ROOT",
     "Forum",
     "demo_tools",
@@ -38,6 +41,18 @@ __all__ = [
 ]
 
 TARGETS = {"flask": "app:app", "django": "forum_site.wsgi"}
+
+# TODO(examples): drop the skip once safemedia.contrib.django is on main.
+KINDS = [
+    "flask",
+    pytest.param(
+        "django",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("safemedia.contrib.django") is None,
+            reason="safemedia.contrib.django has not landed yet",
+        ),
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.example_apps import ROOT, demo_tools, running_forum
+from tests.example_apps import KINDS, ROOT, demo_tools, running_forum
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,13 +52,13 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.mark.parametrize("kind", ["flask", "django"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_browser_shows_the_allowed_image_and_not_the_listed_one(
     kind: str, browser: Any, tmp_path: Path
 ) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with running_forum(kind, tmp_path, verify=False) as forum:
-        page = browser.new_page(viewport={"width": 1000, "height": 640})
+        page = browser.new_page(viewport={"width": 1000, "height": 520})
         try:
             page.goto(forum.url + "/", wait_until="load")
             widths = page.eval_on_selector_all("main img", IMAGE_WIDTHS)

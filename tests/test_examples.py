@@ -12,14 +12,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.example_apps import EXAMPLES, Forum, demo_tools, get, running_forum
+from tests.example_apps import EXAMPLES, KINDS, Forum, demo_tools, get, running_forum
 
 LISTED = f"/uploads/{demo_tools.LISTED_IMAGE}"
 ALLOWED = f"/uploads/{demo_tools.ALLOWED_IMAGE}"
 STATIC_LOGO = {"flask": "/static/logo.png", "django": "/static/gallery/logo.png"}
 
 
-@pytest.fixture(scope="module", params=["flask", "django"])
+@pytest.fixture(scope="module", params=KINDS)
 def forum(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Forum]:
