@@ -103,7 +103,6 @@ def demo_list_text(examples: Path = EXAMPLES) -> str:
     """The demo hash list: the listed pattern's PDQ hash, computed by safemedia's own hashing."""
     from safemedia.hashing import hash_image
     from safemedia.imaging import decode
-
     from safemedia.signals import to_hex
 
     body = (examples / "demo" / "images" / LISTED_IMAGE).read_bytes()
@@ -227,6 +226,14 @@ def find_code(text: str) -> str | None:
     return found.group(1) if found else None
 
 
+def safemedia_command(app_dir: Path) -> list[str]:
+    """How to run the ``safemedia`` CLI for the app in ``app_dir``: ``manage.py safemedia`` for
+    Django (its config is in settings), else the command itself (reads ``./safemedia.toml``)."""
+    if (app_dir / "manage.py").exists():
+        return [sys.executable, "manage.py", "safemedia"]
+    return [sys.executable, "-m", "safemedia"]
+
+
 def verify_address(
     address: str,
     spool: Path,
@@ -236,16 +243,18 @@ def verify_address(
     timeout: float = 30.0,
 ) -> None:
     """Run ``safemedia email verify``, read the code from the sink's spool, confirm it."""
-    safemedia = [sys.executable, "-m", "safemedia"]
+    app_dir = cwd or Path.cwd()
+    safemedia = safemedia_command(app_dir)
     before = set(spool.glob("*.eml"))
-    subprocess.run([*safemedia, "email", "verify", address], check=True, cwd=cwd, env=env)
+    subprocess.run([*safemedia, "email", "verify", address], check=True, cwd=app_dir, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for path in sorted(set(spool.glob("*.eml")) - before):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             code = find_code(mail_text(message))
             if code is not None:
-                subprocess.run([*safemedia, "email", "confirm", code], check=True, cwd=cwd, env=env)
+                confirm = [*safemedia, "email", "confirm", code]
+                subprocess.run(confirm, check=True, cwd=app_dir, env=env)
                 return
         time.sleep(0.2)
     raise SystemExit(f"demo: no verification mail for {address} arrived within {timeout:.0f} s")

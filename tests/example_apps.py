@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.realserver import free_port, serve
 
@@ -42,17 +40,7 @@ __all__ = [
 
 TARGETS = {"flask": "app:app", "django": "forum_site.wsgi"}
 
-# TODO(examples): drop the skip once safemedia.contrib.django is on main.
-KINDS = [
-    "flask",
-    pytest.param(
-        "django",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("safemedia.contrib.django") is None,
-            reason="safemedia.contrib.django has not landed yet",
-        ),
-    ),
-]
+KINDS = ["flask", "django"]
 
 
 @dataclass(frozen=True, slots=True)

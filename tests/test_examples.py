@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,11 @@ def test_upload_of_an_ordinary_picture_is_served(forum: Forum) -> None:
     response = get(forum.url + url)
     assert response.status_code == 200
     assert response.content == body
+
+
+def test_operator_cli_lists_the_blocked_url_from_the_app_config(forum: Forum) -> None:
+    get(forum.url + LISTED)
+    command = [*demo_tools.safemedia_command(forum.app_dir), "blocked"]
+    result = subprocess.run(command, cwd=forum.app_dir, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert LISTED in result.stdout

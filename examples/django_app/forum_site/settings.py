@@ -20,6 +20,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
+    "safemedia.contrib.django",  # system checks and `manage.py safemedia ...`
     "gallery",
 ]
 
