@@ -14,6 +14,7 @@ import pytest
 
 from safemedia.config import Config
 from safemedia.store import Store, open_store
+from tests import realserver
 from tests.imageset import ImageSet, make_image_set
 from tests.realserver import Server, free_port, serve
 from tests.smtp_support import smtp_server
@@ -33,17 +34,7 @@ GUNICORN = [
     "127.0.0.1:{port}",
     "tests.apps.stored:wsgi",
 ]
-UVICORN = [
-    "{python}",
-    "-m",
-    "uvicorn",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "{port}",
-    "--no-access-log",
-    "tests.apps.stored:asgi",
-]
+UVICORN = [*realserver.UVICORN, "tests.apps.stored:asgi"]
 
 
 @pytest.fixture
