@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +47,17 @@ def fastapi(images: ImageSet) -> Iterator[httpx.Client]:
 def detections(client: httpx.Client) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = client.get("/_detections").json()["detections"]
     return found
+
+
+def wait_for_new_generation(client: httpx.Client, etag: str) -> None:
+    """Until the server's lists generation differs from the one in ``etag`` (list reload)."""
+    old = etag.rsplit("~sm", 1)[1].rstrip('"')
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if client.get("/_detections").json()["generation"] != old:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server never picked up the changed list")
 
 
 def assert_blocked(response: httpx.Response, head: bool = False) -> None:
@@ -132,6 +144,7 @@ def test_304_only_for_a_verdict_against_the_lists_in_force(
     assert again.status_code == 304
     assert again.headers["etag"] == etag
     images.add_to_list("later.jpg")  # the operator's list now holds it
+    wait_for_new_generation(starlette, etag)
     assert_blocked(starlette.get("/static/later.jpg", headers={"if-none-match": etag}))
 
 

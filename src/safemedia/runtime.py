@@ -162,6 +162,26 @@ class Runtime:
         self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
         self._lock = threading.Lock()
         self._closed = False
+        self._generation = self.engine.lists_generation
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch_lists, name="safemedia-lists", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch_lists(self) -> None:
+        """Keep :attr:`lists_generation` current; list reloads happen here, off the hot path."""
+        interval = max(0.05, self.config.list_reload_interval)
+        while not self._stopping.wait(interval):
+            try:
+                self._generation = self.engine.lists_generation
+            except Exception:
+                logger.exception("safemedia: could not check the hash lists")
+
+    @property
+    def lists_generation(self) -> int:
+        """The lists generation in force, as of the last check (every list_reload_interval)."""
+        return self._generation
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -185,7 +205,7 @@ class Runtime:
             path,
             query,
             headers,
-            generation=self.engine.lists_generation,
+            generation=self._generation,
             blocked=blocked,
             client=client,
         )
@@ -318,6 +338,7 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
+        self._stopping.set()
         self._pool.shutdown(wait=False)
         if self.notifier is not None:
             self.notifier.stop()

@@ -63,14 +63,18 @@ class SafeMediaMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method, host, path, query = request_target(environ)
-        rq = self.runtime.plan_request(
-            method,
-            host,
-            path,
-            query,
-            http.headers_from_environ(environ),
-            client=environ.get("REMOTE_ADDR"),
-        )
+        try:
+            rq = self.runtime.plan_request(
+                method,
+                host,
+                path,
+                query,
+                http.headers_from_environ(environ),
+                client=environ.get("REMOTE_ADDR"),
+            )
+        except Exception:
+            logger.exception("safemedia: error planning a request; stripping all validators")
+            rq = http.conservative_plan(method, path)
         if rq.blocked:
             reply = self.runtime.block_reply(rq)
             start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))

@@ -21,7 +21,10 @@ LIST = TEST_DIR / "list.txt"
 
 
 def test_config() -> Config:
-    return Config(max_body_bytes=int(os.environ.get("SMTEST_MAX_BODY_BYTES", "500000")))
+    return Config(
+        max_body_bytes=int(os.environ.get("SMTEST_MAX_BODY_BYTES", "500000")),
+        list_reload_interval=0.1,
+    )
 
 
 def test_runtime() -> Runtime:

@@ -92,7 +92,13 @@ async def text(request: Request) -> Response:
 
 
 async def detections(request: Request) -> Response:
-    return JSONResponse({"detections": detections_json(runtime), "decodes": decodes(runtime)})
+    return JSONResponse(
+        {
+            "detections": detections_json(runtime),
+            "decodes": decodes(runtime),
+            "generation": format(runtime.lists_generation, "x"),
+        }
+    )
 
 
 app = Starlette(

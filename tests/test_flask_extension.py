@@ -1,0 +1,90 @@
+"""The Flask extension: set-up styles, where its state lives, where its config comes from."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from safemedia import Config, ConfigError
+from safemedia.contrib import config_from_setting
+from safemedia.contrib.flask import SafeMedia
+from safemedia.runtime import Runtime
+from safemedia.wsgi import SafeMediaMiddleware
+from tests.recording import MemoryRecorder
+from tests.standin_engine import StandInEngine
+from tests.synthetic import jpeg
+
+LISTED = jpeg(40)
+
+
+def runtime() -> Runtime:
+    config = Config()
+    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
+    return Runtime(config, engine=engine, recorder=MemoryRecorder())
+
+
+def image_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/a.jpg")
+    def image() -> tuple[bytes, int, dict[str, str]]:
+        return LISTED, 200, {"Content-Type": "image/jpeg"}
+
+    return app
+
+
+def test_safemedia_app_wraps_wsgi_app_and_keeps_its_state_in_extensions() -> None:
+    app = image_app()
+    ext = SafeMedia(app, runtime=runtime())
+    assert isinstance(app.wsgi_app, SafeMediaMiddleware)
+    assert app.extensions["safemedia"] is app.wsgi_app
+    assert SafeMedia.middleware(app) is app.wsgi_app
+    assert not hasattr(ext, "app")
+    response = app.test_client().get("/a.jpg")
+    assert response.status_code == 451
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_one_extension_in_a_factory_serves_several_apps() -> None:
+    shared = runtime()
+    ext = SafeMedia(runtime=shared)
+    apps = [image_app(), image_app()]
+    for app in apps:
+        ext.init_app(app)
+    assert SafeMedia.middleware(apps[0]) is not SafeMedia.middleware(apps[1])
+    assert all(SafeMedia.middleware(app).runtime is shared for app in apps)
+
+
+def test_setting_it_up_twice_on_one_app_is_an_error() -> None:
+    app = image_app()
+    SafeMedia(app, runtime=runtime())
+    with pytest.raises(RuntimeError, match="already"):
+        SafeMedia(app, runtime=runtime())
+
+
+def test_settings_take_a_dict_a_path_or_a_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config_from_setting({"max_body_bytes": 1234}).max_body_bytes == 1234
+    toml = tmp_path / "sm.toml"
+    toml.write_text("[safemedia]\nmax_body_bytes = 99\n")
+    assert config_from_setting(str(toml)).max_body_bytes == 99
+    assert config_from_setting(toml).max_body_bytes == 99
+    config = Config(max_body_bytes=5)
+    assert config_from_setting(config) is config
+    monkeypatch.setenv("SAFEMEDIA_MAX_BODY_BYTES", "77")
+    assert config_from_setting({"max_body_bytes": 1234}).max_body_bytes == 77
+    monkeypatch.setenv("SAFEMEDIA_CONFIG", str(toml))
+    assert config_from_setting(None).max_body_bytes == 77
+
+
+def test_a_bad_setting_names_the_setting_and_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"SAFEMEDIA: .*max_body_bytes"):
+        config_from_setting({"max_body_bytes": "lots"})
+    with pytest.raises(ConfigError, match=r"SAFEMEDIA: unknown key 'colour'"):
+        config_from_setting({"colour": "red"})
+    with pytest.raises(ConfigError, match="expected a dict"):
+        config_from_setting(42)
