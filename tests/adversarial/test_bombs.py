@@ -1,0 +1,85 @@
+"""Decompression bombs and headers that lie about size: refused with a reason, memory bounded.
+
+Each body is scanned by a real Engine (default config) in a child process that measures each
+case's own peak resident memory. The HTTP-level gzip bomb is in ``test_http_tricks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.adversarial.evidence import record
+from tests.adversarial.hostile import BOMBS, HEAVY
+from tests.adversarial.scanproc import run_job
+
+MAX_PEAK_KIB = 512 * 1024
+MAX_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def bomb_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("bombs")
+    files: dict[str, str] = {}
+    for name, maker in [(n, m) for n, (m, _) in BOMBS.items()] + list(HEAVY.items()):
+        path = work / f"{name}.bin"
+        path.write_bytes(maker())
+        files[name] = str(path)
+    report = run_job(
+        {"mode": "files", "files": files, "config": {"store": "memory:"}}, work, timeout=300
+    )
+    assert "error" not in report, f"{report['error']}: {report['stderr']}"
+    record(
+        "bombs",
+        {
+            name: {
+                "verdict": r["kind"] + (f":{r['reason']}" if r["reason"] else ""),
+                "seconds": round(r["seconds"], 3),
+                "peak_mib": round(r["peak_kib"] / 1024, 1),
+                "bytes": r["bytes"],
+            }
+            for name, r in report["results"].items()
+        },
+    )
+    assert report["escaped"] == [], report["escaped"]
+    return report
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_bomb_is_uninspectable_with_its_reason_quickly_and_in_bounded_memory(
+    bomb_report: dict[str, Any], name: str
+) -> None:
+    result = bomb_report["results"][name]
+    reasons = BOMBS[name][1]
+    assert result["kind"] == "uninspectable", result
+    assert result["reason"] in reasons, result
+    assert result["peak_kib"] < MAX_PEAK_KIB, result
+    assert result["seconds"] < MAX_SECONDS, result
+
+
+# Over the memory bound today; each is a finding reported to the decode/engine owners (see
+# docs/reliability.md). Non-strict: the test turns XPASS once it holds.
+KNOWN_OVER_BUDGET = {
+    "gif-64-frames-of-2000x2000": "all 64 frames are held as RGB at once (~700 MB peak)",
+    "tiff-8000x6000-one-deflate-strip": "48 MP hashed at full resolution (PDQ: ~1.6 GB, ~9 s)",
+    "png-zlib-bomb-9000x9000-under-pixel-cap": "81 MP decoded and hashed at full resolution",
+}
+
+
+def _heavy_cases() -> list[Any]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_OVER_BUDGET[name], strict=False))
+        if name in KNOWN_OVER_BUDGET
+        else name
+        for name in sorted(HEAVY)
+    ]
+
+
+@pytest.mark.parametrize("name", _heavy_cases())
+def test_heavy_image_within_the_caps_gets_a_verdict_in_bounded_memory(
+    bomb_report: dict[str, Any], name: str
+) -> None:
+    result = bomb_report["results"][name]
+    assert result["kind"] in {"clean", "match", "uninspectable"}, result
+    assert result["peak_kib"] < MAX_PEAK_KIB, result
