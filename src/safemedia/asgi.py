@@ -105,6 +105,7 @@ class SafeMediaMiddleware:
             scope.get("query_string", b"").decode("latin-1"),
             headers,
             client=client[0] if client else None,
+            blocking=False,
         )
 
     def close(self) -> None:

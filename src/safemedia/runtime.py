@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -163,25 +164,43 @@ class Runtime:
         self._lock = threading.Lock()
         self._closed = False
         self._generation = self.engine.lists_generation
-        self._stopping = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch_lists, name="safemedia-lists", daemon=True
-        )
-        self._watcher.start()
-
-    def _watch_lists(self) -> None:
-        """Keep :attr:`lists_generation` current; list reloads happen here, off the hot path."""
-        interval = max(0.05, self.config.list_reload_interval)
-        while not self._stopping.wait(interval):
-            try:
-                self._generation = self.engine.lists_generation
-            except Exception:
-                logger.exception("safemedia: could not check the hash lists")
+        self._checked = time.monotonic()
+        self._refreshing = False
 
     @property
     def lists_generation(self) -> int:
-        """The lists generation in force, as of the last check (every list_reload_interval)."""
+        """The lists generation in force, without blocking (see :meth:`current_generation`)."""
+        return self.current_generation(blocking=False)
+
+    def current_generation(self, *, blocking: bool = True) -> int:
+        """The lists generation in force.
+
+        ``blocking``: ask the engine now (it may reload changed lists: file I/O). Otherwise, for
+        an event loop, return the last answer and, once ``list_reload_interval`` has passed, ask
+        again on a short-lived thread.
+        """
+        if blocking:
+            generation = self._generation = self.engine.lists_generation
+            self._checked = time.monotonic()
+            return generation
+        if time.monotonic() - self._checked >= self.config.list_reload_interval:
+            with self._lock:
+                start = not self._refreshing
+                self._refreshing = True
+            if start:
+                threading.Thread(
+                    target=self._refresh_generation, name="safemedia-lists", daemon=True
+                ).start()
         return self._generation
+
+    def _refresh_generation(self) -> None:
+        try:
+            self._generation = self.engine.lists_generation
+        except Exception:
+            logger.exception("safemedia: could not check the hash lists")
+        finally:
+            self._checked = time.monotonic()
+            self._refreshing = False
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -194,8 +213,12 @@ class Runtime:
         headers: Headers,
         *,
         client: str | None = None,
+        blocking: bool = True,
     ) -> RequestPlan:
-        """:func:`safemedia.http.plan_request` with the current generation and URL blocks."""
+        """:func:`safemedia.http.plan_request` with the current generation and URL blocks.
+
+        An async adapter passes ``blocking=False`` (see :meth:`current_generation`).
+        """
         blocked = False
         if method in ("GET", "HEAD", "get", "head"):
             blocked = self.is_blocked(f"{host.lower()}{path}" + (f"?{query}" if query else ""))
@@ -205,7 +228,7 @@ class Runtime:
             path,
             query,
             headers,
-            generation=self._generation,
+            generation=self.current_generation(blocking=blocking),
             blocked=blocked,
             client=client,
         )
@@ -338,7 +361,6 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
-        self._stopping.set()
         self._pool.shutdown(wait=False)
         if self.notifier is not None:
             self.notifier.stop()
