@@ -3,6 +3,11 @@
 Values are ``bytes``, most significant bit first, so that :func:`safemedia.signals.to_hex` prints
 PDQ exactly as python-threatexchange does and pHash/dHash exactly as ``str(imagehash.phash(im))``.
 Images are expected to come from :func:`safemedia.imaging.decode` (RGB, oriented, flattened).
+
+A frame that :func:`~safemedia.imaging.decode` reduced (JPEG DCT scaling or block averaging)
+carries ``image.info[REDUCTION]``; PDQ then hashes it as the full-resolution image
+(:mod:`safemedia.pdq`).
+Any other image is hashed by ``pdqhash`` as it is.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ import pdqhash
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["ImageHash", "hash_bytes", "hash_image", "pdq_dihedral"]
+from safemedia.pdq import pdq_from_reduced
+
+__all__ = ["REDUCTION", "ImageHash", "Reduction", "hash_bytes", "hash_image", "pdq_dihedral"]
+
+#: ``Image.info`` key of a reduced frame's :class:`Reduction`.
+REDUCTION = "safemedia.reduction"
 
 _DIGESTS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
@@ -29,10 +39,36 @@ class ImageHash:
     quality: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reduction:
+    """How a frame was reduced: ``scale`` x ``scale`` blocks of a ``full_size`` (w, h) image.
+
+    ``reversed_x`` / ``reversed_y``: the blocks are aligned to the right / bottom edge (the frame
+    was mirrored or rotated after reduction, by its EXIF orientation).
+    """
+
+    full_size: tuple[int, int]
+    scale: int
+    reversed_x: bool = False
+    reversed_y: bool = False
+
+    def fits(self, image: Image.Image) -> bool:
+        """Whether ``image`` has the size this reduction gives."""
+        width, height = self.full_size
+        return self.scale >= 1 and image.size == (
+            -(-width // self.scale),
+            -(-height // self.scale),
+        )
+
+
 def hash_image(algorithm: str, image: Image.Image) -> ImageHash:
     """Hash one RGB frame with ``pdq``, ``phash`` or ``dhash``; :class:`ValueError` otherwise."""
     name = algorithm.strip().lower()
     if name == "pdq":
+        reduction = _reduction(image)
+        if reduction is not None:
+            values, quality = _pdq_reduced(image, reduction, dihedral=False)
+            return ImageHash(values[0], quality)
         bits, quality = pdqhash.compute(_rgb_array(image))
         return ImageHash(_pack(bits), int(quality))
     if name == "phash":
@@ -48,6 +84,9 @@ def pdq_dihedral(image: Image.Image) -> tuple[bytes, ...]:
     The first is the plain hash; a rotated or mirrored copy of the image hashes (within a few bits)
     to one of the others, so matching against all eight catches those copies.
     """
+    reduction = _reduction(image)
+    if reduction is not None:
+        return tuple(_pdq_reduced(image, reduction, dihedral=True)[0])
     hashes, _qualities = pdqhash.compute_dihedral(_rgb_array(image))
     return tuple(_pack(bits) for bits in hashes)
 
@@ -59,6 +98,25 @@ def hash_bytes(algorithm: str, body: bytes) -> bytes:
     except KeyError:
         raise ValueError(f"not an exact-match algorithm: {algorithm!r}") from None
     return digest(body).digest()
+
+
+def _reduction(image: Image.Image) -> Reduction | None:
+    reduction = image.info.get(REDUCTION)
+    if isinstance(reduction, Reduction) and reduction.scale > 1 and reduction.fits(image):
+        return reduction
+    return None
+
+
+def _pdq_reduced(
+    image: Image.Image, reduction: Reduction, *, dihedral: bool
+) -> tuple[list[bytes], int]:
+    return pdq_from_reduced(
+        _rgb_array(image),
+        reduction.full_size,
+        reduction.scale,
+        reversed_axes=(reduction.reversed_x, reduction.reversed_y),
+        dihedral=dihedral,
+    )
 
 
 def _rgb_array(image: Image.Image) -> NDArray[np.uint8]:

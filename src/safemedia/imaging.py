@@ -6,9 +6,11 @@ One pinned pipeline, because each step moves a perceptual hash by tens to hundre
    decodes them); anything else is ``unsupported_format``, garbage is ``undecodable``;
 2. pixel and frame caps checked from the headers before any pixel is decoded; Pillow's own
    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is read, never changed, and is a cap too;
-3. large JPEGs decoded at reduced size with libjpeg's DCT scaling (``Image.draft``), keeping the
-   long side at least :data:`DRAFT_MIN_SIDE` pixels so PDQ stays within a few bits of the
-   full-resolution hash (see ``docs/matching.md`` and ``docs/performance.md``);
+3. unless ``full_resolution``: large JPEGs decoded at 1/2, 1/4 or 1/8 scale with libjpeg's DCT
+   scaling (``Image.draft``), other large frames averaged over blocks (``Image.reduce``), at the
+   scale :func:`safemedia.pdq.faithful_scale` allows; such frames carry their
+   :class:`~safemedia.hashing.Reduction` so that PDQ hashes them as the full-resolution image
+   (within a few bits; see ``docs/matching.md`` and ``docs/performance.md``);
 4. EXIF orientation applied; every mode converted to RGB (16-bit and float scaled, CMYK via
    Pillow's Adobe-aware decoder, palettes and alpha composited over white);
 5. every frame of an animation or multi-page TIFF, up to ``max_frames``.
@@ -30,11 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from safemedia.hashing import REDUCTION, Reduction
+from safemedia.pdq import faithful_scale
 from safemedia.verdict import Reason
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "DRAFT_MIN_SIDE",
     "DecodeError",
     "DecodedImage",
     "decode",
@@ -53,9 +56,6 @@ ALLOWED_FORMATS: tuple[str, ...] = (
     "AVIF",
     "HEIF",
 )
-
-#: The fast path decodes JPEGs at 1/2, 1/4 or 1/8 scale, but never below this long side.
-DRAFT_MIN_SIDE = 1000
 
 _WHITE = (255, 255, 255)
 _ORIENTATION = 0x0112
@@ -86,9 +86,10 @@ def decode(
 ) -> DecodedImage:
     """Decode ``body`` into RGB frames, or raise :class:`DecodeError`.
 
-    ``max_pixels`` caps each frame (and, for animations, the decoded total, beyond which frames are
-    reduced); ``max_frames`` caps the number of frames. ``full_resolution`` turns off reduced-size
-    JPEG decoding (the python-threatexchange pipeline, bit-exact with published PDQ hashes).
+    ``max_pixels`` caps each frame and, for animations, the decoded total (beyond it frames are
+    reduced further, or refused with ``full_resolution``); ``max_frames`` caps the number of
+    frames. ``full_resolution`` turns off reduced decoding: the python-threatexchange pipeline,
+    bit-exact with published PDQ hashes, and several times slower on large images.
     """
     try:
         return _decode(bytes(body), max_pixels, max_frames, full_resolution)
@@ -121,19 +122,19 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         )
 
     orientation = _orientation(im)
+    drafted = 1
     if not full_resolution and fmt in ("JPEG", "MPO"):
-        _draft(im)
+        drafted = _draft(im)
 
     frames: list[Image.Image] = []
+    total = 0
     for index in range(max_frames + 1):
         if index:
             if fmt == "MPO":
                 break  # further MPO images are previews/stereo pairs that browsers never show
             try:
                 im.seek(index)
-            except EOFError:
-                break
-            except ValueError:  # Pillow's "cannot seek" for single-frame images
+            except (EOFError, ValueError):  # no more frames ("cannot seek" when single-frame)
                 break
             if index == max_frames:
                 raise DecodeError(
@@ -144,16 +145,19 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         frame = to_rgb(im)
         if orientation:
             frame = _transpose(frame, orientation)
+        if full_resolution:
+            total += frame.width * frame.height
+            if total > max_pixels:
+                raise DecodeError(
+                    Reason.TOO_MANY_PIXELS,
+                    f"{fmt} frames decode to more than {max_pixels} pixels in total",
+                )
+        elif drafted > 1:
+            frame.info[REDUCTION] = _drafted((width, height), drafted, orientation)
+        else:
+            frame = _reduce(frame, total, max_pixels, max_frames)
+            total += frame.width * frame.height
         frames.append(frame)
-        # Bound the memory held by an animation: shrink frames beyond the total budget.
-        total = sum(f.width * f.height for f in frames)
-        if total > max_pixels and len(frames) > 1 and not full_resolution:
-            frames[-1] = _shrink(frames[-1], declared if declared > 1 else max_frames, max_pixels)
-        elif total > max_pixels and len(frames) > 1:
-            raise DecodeError(
-                Reason.TOO_MANY_PIXELS,
-                f"{fmt} animation decodes to more than {max_pixels} pixels in total",
-            )
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return DecodedImage(format=fmt, width=width, height=height, frames=tuple(frames))
@@ -309,14 +313,52 @@ def _transpose(frame: Image.Image, orientation: int) -> Image.Image:
     return frame.transpose(method)
 
 
-def _draft(im: ImageFile.ImageFile) -> None:
-    """Ask libjpeg for the smallest DCT scale that keeps the long side >= DRAFT_MIN_SIDE."""
+def _draft(im: ImageFile.ImageFile) -> int:
+    """Ask libjpeg for DCT-scaled decoding at :func:`faithful_scale`; returns the scale used."""
     width, height = im.size
-    long_side = max(width, height)
-    if long_side < 2 * DRAFT_MIN_SIDE:
-        return
-    ratio = DRAFT_MIN_SIDE / long_side
-    im.draft(im.mode, (max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))))
+    scale = faithful_scale(width, height)
+    if scale == 1:
+        return 1
+    result = im.draft(im.mode, (width // scale, height // scale))
+    if result is None:
+        return 1
+    box = result[1]
+    return max(1, round(width / box[2]))
+
+
+# For each EXIF orientation: whether the displayed x / y axis runs against the stored one.
+_REVERSED_AXES = {
+    2: (True, False),
+    3: (True, True),
+    4: (False, True),
+    5: (False, False),
+    6: (True, False),
+    7: (True, True),
+    8: (False, True),
+}
+
+
+def _drafted(stored: tuple[int, int], scale: int, orientation: int) -> Reduction:
+    """The :class:`Reduction` of a DCT-scaled frame after its orientation was applied."""
+    # im.size after draft is the reduced size; the full size is what the header said.
+    width, height = stored
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    reversed_x, reversed_y = _REVERSED_AXES.get(orientation, (False, False))
+    return Reduction((width, height), scale, reversed_x, reversed_y)
+
+
+def _reduce(frame: Image.Image, total: int, max_pixels: int, max_frames: int) -> Image.Image:
+    """Average ``frame`` over blocks as far as PDQ stays faithful, or further to bound memory."""
+    scale = faithful_scale(frame.width, frame.height)
+    if total + frame.width * frame.height > max_pixels:
+        per_frame = max(1, max_pixels // max_frames)
+        scale = max(scale, math.ceil(math.sqrt(frame.width * frame.height / per_frame)))
+    if scale == 1:
+        return frame
+    reduced = frame.reduce(scale)
+    reduced.info[REDUCTION] = Reduction(frame.size, scale)
+    return reduced
 
 
 def _load(im: Image.Image) -> None:
@@ -327,12 +369,6 @@ def _load(im: Image.Image) -> None:
         if "truncated" in text or "premature end" in text.lower():
             raise DecodeError(Reason.TRUNCATED, text) from None
         raise
-
-
-def _shrink(frame: Image.Image, frames: int, budget: int) -> Image.Image:
-    per_frame = max(1, budget // max(frames, 1))
-    factor = math.ceil(math.sqrt(frame.width * frame.height / per_frame))
-    return frame.reduce(factor) if factor > 1 else frame
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
