@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from flask import Flask  # noqa: E402
+from tests.synthetic import picture  # noqa: E402
 
 from safemedia import Config  # noqa: E402
 from safemedia.contrib.flask import SafeMedia  # noqa: E402
 from safemedia.runtime import Runtime  # noqa: E402
 from safemedia.wsgi import SafeMediaMiddleware  # noqa: E402
-from tests.synthetic import picture  # noqa: E402
 
 
 def _jpeg(seed: int, size: tuple[int, int]) -> bytes:
