@@ -1,6 +1,6 @@
 """Figures the adversarial suites measured, kept for docs/reliability.md.
 
-When ``SAFEMEDIA_EVIDENCE_DIR`` is set (``scripts/adversarial`` sets it), each suite writes its
+When ``ADVERSARIAL_EVIDENCE_DIR`` is set (``scripts/adversarial`` sets it), each suite writes its
 figures there as ``NAME.json``; otherwise they are only printed (visible with ``pytest -s``).
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 
 def record(name: str, figures: dict[str, Any]) -> None:
-    """Print ``figures`` and, when asked for, keep them as ``$SAFEMEDIA_EVIDENCE_DIR/NAME.json``."""
+    """Print ``figures``; with ``$ADVERSARIAL_EVIDENCE_DIR`` set, also keep them as NAME.json."""
     text = json.dumps(figures, indent=1, sort_keys=True, default=str)
     print(f"\n[evidence] {name}: {text}")
-    where = os.environ.get("SAFEMEDIA_EVIDENCE_DIR")
+    where = os.environ.get("ADVERSARIAL_EVIDENCE_DIR")
     if where:
         path = Path(where)
         path.mkdir(parents=True, exist_ok=True)

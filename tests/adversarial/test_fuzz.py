@@ -1,7 +1,7 @@
 """Fuzzing the decode + scan path with mutated seeds of every format (hypothesis).
 
 CI runs 1,000 cases with a fixed seed; the long run is ``scripts/fuzz`` (10,000 cases, a new seed
-each time; ``SAFEMEDIA_FUZZ_CASES`` and ``SAFEMEDIA_FUZZ_SEED`` choose).
+each time; ``ADVERSARIAL_FUZZ_CASES`` and ``ADVERSARIAL_FUZZ_SEED`` choose).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _list_file(tmp_path: Path) -> Path:
 
 
 def _crash_dir(tmp_path: Path) -> Path:
-    chosen = os.environ.get("SAFEMEDIA_FUZZ_CRASH_DIR")
+    chosen = os.environ.get("ADVERSARIAL_FUZZ_CRASH_DIR")
     return Path(chosen) if chosen else tmp_path
 
 
@@ -45,8 +45,8 @@ def _explain(report: dict[str, Any]) -> str:
 
 
 def test_no_mutated_image_escapes_scan_or_its_time_and_memory_bounds(tmp_path: Path) -> None:
-    cases = env_int("SAFEMEDIA_FUZZ_CASES", 1000)
-    seed = env_int("SAFEMEDIA_FUZZ_SEED", 0)
+    cases = env_int("ADVERSARIAL_FUZZ_CASES", 1000)
+    seed = env_int("ADVERSARIAL_FUZZ_SEED", 0)
     work = _crash_dir(tmp_path)
     job = {
         "mode": "fuzz",

@@ -1,0 +1,1 @@
+"""The apps the adversarial suites run under real servers (uvicorn, gunicorn)."""

@@ -1,0 +1,62 @@
+"""Start the adversarial apps under real servers on 127.0.0.1 (via ``tests.realserver``).
+
+Usage::
+
+    with app_server("uvicorn", site, config_path, workers=2) as server:
+        httpx.get(server.url + "/static/clean-00.jpg")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.adversarial.site import Site
+from tests.realserver import Server, serve
+
+KINDS = ("uvicorn", "gunicorn")
+
+
+def command(kind: str, workers: int) -> list[str]:
+    """The server command: uvicorn + the Starlette app, or gunicorn (gthread) + the Flask app."""
+    if kind == "uvicorn":
+        return [
+            "{python}",
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--workers",
+            str(workers),
+            "tests.adversarial.apps.asgi_app:app",
+        ]
+    if kind == "gunicorn":
+        return [
+            "{python}",
+            "-m",
+            "gunicorn",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+            "tests.adversarial.apps.flask_app:app",
+        ]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+@contextlib.contextmanager
+def app_server(kind: str, site: Site, config: Path, *, workers: int = 1) -> Iterator[Server]:
+    """Run the adversarial app for ``kind`` with ``config`` until the block ends."""
+    env = {"SAFEMEDIA_CONFIG": str(config), "ADVERSARIAL_SITE": str(site.root)}
+    with serve(command(kind, workers), env=env, timeout=60) as server:
+        yield server
