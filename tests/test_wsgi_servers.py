@@ -24,10 +24,21 @@ from tests.realserver import serve
 
 GUNICORN = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
 GTHREAD = [*GUNICORN, "--worker-class", "gthread", "--threads", "8"]
+UVICORN = ["{python}", "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
+DJANGO = {"DJANGO_SETTINGS_MODULE": "tests.django_project.settings"}
 SITES: dict[str, tuple[list[str], dict[str, str]]] = {
     "flask-sync": ([*GUNICORN, "--worker-class", "sync", "tests.apps.flask_app:app"], {}),
     "flask-gthread": ([*GTHREAD, "tests.apps.flask_app:app"], {}),
     "wsgi-gthread": ([*GTHREAD, "tests.apps.wsgi_app:application"], {}),
+    "django-wsgi": ([*GTHREAD, "tests.django_project.wsgi:application"], DJANGO),
+    "django-asgi": (
+        [*UVICORN, "--no-access-log", "tests.django_project.asgi:application"],
+        {**DJANGO, "SMTEST_ASYNC": "1"},
+    ),
+    "django-asgi-async": (
+        [*UVICORN, "--no-access-log", "tests.django_project.asgi:application"],
+        {**DJANGO, "SMTEST_ASYNC": "1", "SMTEST_NO_WHITENOISE": "1"},
+    ),
 }
 ORIGINAL_ONLY = ("etag", "last-modified", "content-range", "content-encoding", "accept-ranges")
 
@@ -191,3 +202,17 @@ def test_images_sent_with_the_legacy_write_callable_are_checked(site: Site) -> N
     assert response.content == site.images.body("clean.jpg")
     assert response.headers["content-length"] == str(len(response.content))
     assert_blocked(site.client.get("/write/listed.png"))
+
+
+def test_django_uploads_served_by_the_static_serve_view_are_checked(site: Site) -> None:
+    if not site.name.startswith("django"):
+        pytest.skip("django.views.static.serve is the Django site's")
+    response = site.client.get("/uploads/clean2.jpg")
+    assert response.content == site.images.body("clean2.jpg")
+    assert response.headers["content-length"] == str(len(response.content))
+    assert_blocked(site.client.get("/uploads/listed.bin"))  # octet-stream: found by its bytes
+    future = {"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    assert site.client.get("/uploads/clean2.jpg", headers=future).status_code == 200
+    gz = site.images.images / "listed-upload.png.gz"  # served with Content-Encoding: gzip
+    gz.write_bytes(gzip.compress(site.images.body("listed.png")))
+    assert_blocked(site.client.get("/uploads/listed-upload.png.gz"))
