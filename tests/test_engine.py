@@ -55,6 +55,7 @@ def test_a_reencoded_copy_matches_by_pdq_and_reports_distance(tmp_path: Path) ->
     assert verdict.match.distance <= 31
     assert verdict.match.entry_id == "bridge"
     assert verdict.hashes["pdq"] == verdict.match.query_hash
+    assert verdict.hashes["md5"] == hashlib.md5(copy).hexdigest()
     assert verdict.lists_generation == engine.lists_generation
 
 
@@ -72,7 +73,7 @@ def test_unrelated_images_are_clean(tmp_path: Path) -> None:
     engine = engine_with(tmp_path, f"pdq {pdq_of(BRIDGE)} bridge\n")
     verdict = engine.scan(jpeg(3, (256, 256)))
     assert verdict.kind is VerdictKind.CLEAN
-    assert set(verdict.hashes) == {"sha256", "md5", "pdq"}
+    assert set(verdict.hashes) == {"sha256", "pdq"}  # MD5 only when a list or report needs it
 
 
 def test_per_list_distance_overrides_the_default(tmp_path: Path) -> None:
@@ -118,6 +119,7 @@ def test_bodies_that_cannot_be_decoded_are_uninspectable(
         assert verdict.reason is reason
     assert verdict.detail
     assert verdict.sha256 == hashlib.sha256(body).hexdigest()
+    assert verdict.hashes["md5"] == hashlib.md5(body).hexdigest()  # for the report
 
 
 def test_scan_never_raises_even_for_nonsense_input(tmp_path: Path) -> None:
@@ -224,3 +226,13 @@ def test_animated_images_match_on_any_frame(tmp_path: Path) -> None:
     assert verdict.is_match
     assert verdict.match is not None
     assert verdict.match.frame == 2
+
+
+def test_lists_generation_notices_a_change_without_a_scan(tmp_path: Path) -> None:
+    f = tmp_path / "list.txt"
+    f.write_text("# algorithm: md5\n", encoding="utf-8")
+    engine = Engine(Config(hash_lists=(ListConfig(path=f),), list_reload_interval=0))
+    before = engine.lists_generation
+    f.write_text(f"# algorithm: md5\n{'0' * 32}\n", encoding="utf-8")
+    assert engine.lists_generation != before
+    assert engine.stats()["scans"] == 0

@@ -130,7 +130,7 @@ class _Responder:
         self.state = _WAITING
         self.start: Message | None = None
         self.plan: ResponsePlan | None = None
-        self.buffer = bytearray()
+        self.buffer = _Body()
 
     async def send(self, message: Message) -> None:
         state = self.state
@@ -176,7 +176,7 @@ class _Responder:
     async def _on_held(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
-            self.buffer += message.get("body", b"")
+            self.buffer.add(message.get("body", b""))
             await self._progress(more=bool(message.get("more_body", False)))
         elif kind in ("http.response.pathsend", "http.response.zerocopysend"):
             await self._read_file(message)
@@ -186,16 +186,16 @@ class _Responder:
         plan = self.plan
         assert plan is not None
         if plan.action is ResponseAction.SNIFF:
-            if more and len(self.buffer) < SNIFF_BYTES:
+            if more and self.buffer.size < SNIFF_BYTES:
                 return
-            plan = self.plan = plan_after_sniff(plan, bytes(self.buffer))
+            plan = self.plan = plan_after_sniff(plan, self.buffer.value())
             if plan.action is ResponseAction.PASS:
                 await self._release(more)
                 return
             if plan.action is ResponseAction.UNINSPECTABLE:
                 await self._uninspectable(plan.reason, plan.detail, more=more)
                 return
-        if len(self.buffer) > plan.limit:
+        if self.buffer.size > plan.limit:
             await self._uninspectable(
                 Reason.TOO_LARGE, f"body over max_body_bytes {plan.limit}", more=more
             )
@@ -210,7 +210,7 @@ class _Responder:
             plan,
             start["status"],
             start.get("headers") or [],
-            bytes(self.buffer),
+            self.buffer.value(),
         )
         await self._finish(reply)
 
@@ -218,14 +218,14 @@ class _Responder:
         """Bring a ``pathsend`` / ``zerocopysend`` file into the buffer (bounded)."""
         plan = self.plan
         assert plan is not None
-        room = plan.limit + 1 - len(self.buffer)
-        if plan.action is ResponseAction.SNIFF and not self.buffer:
+        room = plan.limit + 1 - self.buffer.size
+        if plan.action is ResponseAction.SNIFF and not self.buffer.size:
             head = await self.runtime.run_blocking(_read, message, SNIFF_BYTES)
             if plan_after_sniff(plan, head).action is ResponseAction.PASS:
                 await self._release(more=True)
                 await self.send_next(message)  # zero-copy kept for non-images
                 return
-        self.buffer += await self.runtime.run_blocking(_read, message, max(room, 0))
+        self.buffer.add(await self.runtime.run_blocking(_read, message, max(room, 0)))
         await self._progress(more=False)
 
     async def _uninspectable(self, reason: Reason | None, detail: str, *, more: bool) -> None:
@@ -245,18 +245,40 @@ class _Responder:
         assert start is not None
         self.state = _PASSING
         await self.send_next(start)
-        if self.buffer or not more:
-            body, self.buffer = bytes(self.buffer), bytearray()
+        if self.buffer.size or not more:
+            body, self.buffer = self.buffer.value(), _Body()
             await self.send_next({"type": "http.response.body", "body": body, "more_body": more})
 
     async def _finish(self, reply: Reply) -> None:
         self.state = _DONE
-        self.buffer = bytearray()
+        self.buffer = _Body()
         await _send_reply(self.send_next, reply)
 
     async def app_ended_early(self) -> None:
         """The app returned without finishing its image body: uninspectable (truncated)."""
         await self._uninspectable(Reason.TRUNCATED, "the app ended the body early", more=False)
+
+
+class _Body:
+    """Body chunks held for checking; joined once, and not copied at all when only one."""
+
+    __slots__ = ("chunks", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        if chunk:
+            self.chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+            self.size += len(chunk)
+
+    def value(self) -> bytes:
+        if len(self.chunks) == 1:
+            return self.chunks[0]
+        joined = b"".join(self.chunks)
+        self.chunks = [joined]
+        return joined
 
 
 def _read(message: Message, limit: int) -> bytes:

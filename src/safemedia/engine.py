@@ -97,7 +97,12 @@ class Engine:
 
     @property
     def lists_generation(self) -> int:
-        """Identifies the lists in force; changes whenever they change (same in every worker)."""
+        """Identifies the lists in force; changes whenever they change (same in every worker).
+
+        When a reload check is due it runs first (a ``stat`` of each file; a changed file is
+        parsed and indexed before this returns), so a request planned after another worker saw
+        the change is planned against the new lists too.
+        """
         return self._lists.current().generation
 
     @property
@@ -212,11 +217,27 @@ class Engine:
             return False
 
     def _compute(self, body: bytes, sha: str, lists: ListSet) -> Verdict:
-        generation = lists.generation
-        digests = {"sha256": bytes.fromhex(sha), "md5": hashing.hash_bytes("md5", body)}
-        if "sha1" in lists.algorithms or "sha1" in lists.allow_algorithms:
-            digests["sha1"] = hashing.hash_bytes("sha1", body)
+        digests = {"sha256": bytes.fromhex(sha)}
+        wanted = lists.algorithms | lists.allow_algorithms
+        for name in ("md5", "sha1"):
+            if name in wanted:
+                digests[name] = hashing.hash_bytes(name, body)
         hashes = {name: value.hex() for name, value in digests.items()}
+        verdict = self._judge(body, sha, lists, digests, hashes)
+        if not verdict.is_clean and "md5" not in hashes:
+            # reports name the MD5 (NCMEC and others ask for it); clean verdicts skip the cost
+            hashes["md5"] = hashing.hash_bytes("md5", body).hex()
+        return verdict
+
+    def _judge(
+        self,
+        body: bytes,
+        sha: str,
+        lists: ListSet,
+        digests: dict[str, bytes],
+        hashes: dict[str, str],
+    ) -> Verdict:
+        generation = lists.generation
         for name, value in digests.items():
             if lists.allowed(name, value) is not None:
                 return _clean(sha, generation, f"allow-listed ({name})", hashes)
@@ -250,7 +271,13 @@ class Engine:
         notes: list[str] = []
         for number, frame in enumerate(frames):
             for algorithm in config.algorithms:
-                value = hashing.hash_image(algorithm, frame)
+                listed = algorithm in lists.algorithms
+                variants: Sequence[bytes]
+                if algorithm == "pdq" and config.dihedral and listed:
+                    value, variants = hashing.pdq_with_dihedral(frame)
+                else:
+                    value = hashing.hash_image(algorithm, frame)
+                    variants = (value.value,)
                 if number == 0:
                     hashes[algorithm] = value.value.hex()
                 if value.quality is not None and value.quality < config.pdq_quality_min:
@@ -259,13 +286,8 @@ class Engine:
                         f"{config.pdq_quality_min}, no perceptual verdict"
                     )
                     continue
-                if algorithm not in lists.algorithms:
-                    continue
-                if algorithm == "pdq" and config.dihedral:
-                    variants: Sequence[bytes] = hashing.pdq_dihedral(frame)
-                else:
-                    variants = (value.value,)
-                queries.extend(_Query(algorithm, number, v) for v in variants)
+                if listed:
+                    queries.extend(_Query(algorithm, number, v) for v in variants)
         return queries, notes
 
     def _best(self, lists: ListSet, queries: list[_Query]) -> tuple[Found, _Query] | None:

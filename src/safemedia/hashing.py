@@ -23,7 +23,15 @@ from PIL import Image
 
 from safemedia.pdq import pdq_from_reduced
 
-__all__ = ["REDUCTION", "ImageHash", "Reduction", "hash_bytes", "hash_image", "pdq_dihedral"]
+__all__ = [
+    "REDUCTION",
+    "ImageHash",
+    "Reduction",
+    "hash_bytes",
+    "hash_image",
+    "pdq_dihedral",
+    "pdq_with_dihedral",
+]
 
 #: ``Image.info`` key of a reduced frame's :class:`Reduction`.
 REDUCTION = "safemedia.reduction"
@@ -84,11 +92,18 @@ def pdq_dihedral(image: Image.Image) -> tuple[bytes, ...]:
     The first is the plain hash; a rotated or mirrored copy of the image hashes (within a few bits)
     to one of the others, so matching against all eight catches those copies.
     """
+    return pdq_with_dihedral(image)[1]
+
+
+def pdq_with_dihedral(image: Image.Image) -> tuple[ImageHash, tuple[bytes, ...]]:
+    """The plain PDQ hash with its quality, and the eight dihedral hashes, computed once."""
     reduction = _reduction(image)
     if reduction is not None:
-        return tuple(_pdq_reduced(image, reduction, dihedral=True)[0])
-    hashes, _qualities = pdqhash.compute_dihedral(_rgb_array(image))
-    return tuple(_pack(bits) for bits in hashes)
+        values, quality = _pdq_reduced(image, reduction, dihedral=True)
+        return ImageHash(values[0], quality), tuple(values)
+    hashes, quality = pdqhash.compute_dihedral(_rgb_array(image))
+    packed = tuple(_pack(bits) for bits in hashes)
+    return ImageHash(packed[0], int(quality)), packed
 
 
 def hash_bytes(algorithm: str, body: bytes) -> bytes:

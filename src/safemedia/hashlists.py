@@ -97,13 +97,22 @@ class _Collector:
         if spec is None:
             self.error(lineno, f"unknown algorithm {algorithm.strip()!r}")
             return
-        text = hex_text.strip().lower()
+        text = hex_text.strip()
         if len(text) != spec.hex_length:
             self.error(lineno, _format_problem(spec, text))
             return
-        self.hexes.setdefault(name, []).append(text)
-        self.ids.setdefault(name, []).append(entry_id.strip())
-        self.lines.setdefault(name, []).append(lineno)
+        self.fast(lineno, name, text, entry_id.strip())
+
+    def fast(self, lineno: int, name: str, hex_text: str, entry_id: str) -> None:
+        """A line already known to be ``name`` (lower case) with a hash of the right length."""
+        hexes = self.hexes.get(name)
+        if hexes is None:
+            hexes = self.hexes[name] = []
+            self.ids[name] = []
+            self.lines[name] = []
+        hexes.append(hex_text)
+        self.ids[name].append(entry_id)
+        self.lines[name].append(lineno)
 
     def error(self, lineno: int, message: str) -> None:
         self.errors.append((lineno, message))
@@ -156,9 +165,16 @@ def parse_text(
         out.error(0, f"unknown algorithm {algorithm!r} in the list's configuration")
         return out.finish(digest)
     lines = text.splitlines()
+    lengths = {name: spec.hex_length for name, spec in SIGNALS.items()}
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
+            continue
+        parts = line.split(None, 2)
+        # fast path: "algorithm hex [id]" in lower case, well formed
+        length = lengths.get(parts[0])
+        if length is not None and len(parts) > 1 and len(parts[1]) == length:
+            out.fast(lineno, parts[0], parts[1], parts[2] if len(parts) > 2 else "")
             continue
         if line.startswith("#"):
             header = line[1:].strip()
@@ -280,7 +296,7 @@ class _Table:
             values, nbytes=values.shape[1], multi_index=None if perceptual else False
         )
         lists = tuple(n for n, _ in parts)
-        return cls(index, list_of[order], tuple(ids[i] for i in order), lists)
+        return cls(index, list_of[order], tuple(map(ids.__getitem__, order.tolist())), lists)
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,10 +504,16 @@ class ListManager:
                 path in self._files and self._files[path].parsed.digest == state.parsed.digest
                 for path, state in changed.items()
             )
+            previous = self._files
             self._files = {**self._files, **changed}
             if same:
                 return False  # touched, same bytes
-            self._set = self._build()
+            try:
+                self._set = self._build()
+            except Exception:  # e.g. out of memory indexing: keep the lists in force
+                logger.exception("safemedia: indexing the reloaded lists failed; keeping the old")
+                self._files = previous
+                return False
             logger.info("safemedia: hash lists reloaded (generation %x)", self._set.generation)
             return True
         finally:

@@ -144,6 +144,7 @@ _NOT_MODIFIED_KEEP = frozenset(
 )
 _DROP_WHEN_PASSED = frozenset({b"content-length", b"transfer-encoding", b"etag"})
 _DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
+_REQUEST_HEADERS = {b"range": 0, b"if-range": 0, b"if-none-match": 1, b"if-modified-since": 2}
 _ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
 _TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")
 
@@ -151,9 +152,13 @@ _TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")
 # --- requests ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """The request as safemedia sees it. ``path`` is the full, percent-decoded path."""
+    """The request as safemedia sees it. ``path`` is the full, percent-decoded path.
+
+    Treat as immutable (not frozen only because frozen dataclasses cost ~1 us more to make,
+    on every request).
+    """
 
     method: str
     host: str
@@ -167,9 +172,9 @@ class Request:
         return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestPlan:
-    """What to do with a request before the app sees it.
+    """What to do with a request before the app sees it (treat as immutable).
 
     ``strip``: request header names to remove; ``set``: headers to put in their place (a
     rewritten ``If-None-Match``). ``generation``: the lists generation when the request came in.
@@ -204,7 +209,8 @@ def plan_request(
 ) -> RequestPlan:
     """Decide which request headers to strip or rewrite; ``blocked`` comes from the recorder.
 
-    GET and HEAD lose ``Range`` and ``If-Range`` (except on audio/video paths), so the app
+    ``headers`` names must be lowercase (as ASGI servers and :func:`headers_from_environ` give
+    them). GET and HEAD lose ``Range`` and ``If-Range`` (except on audio/video paths), so the app
     returns whole images. Conditional validators are honoured only when they are ETags that
     safemedia tagged for the lists generation in force; a stale tag drops ``If-None-Match`` and
     ``If-Modified-Since`` so the image is sent, and checked, again. On paths that look like
@@ -217,12 +223,14 @@ def plan_request(
         return RequestPlan(request, blocked=True, generation=generation)
     range_value = inm = ims = None
     for name, value in headers:
-        n = name.lower()
-        if n == b"range" or n == b"if-range":
+        kind = _REQUEST_HEADERS.get(name)  # names are lowercase (ASGI servers, our helpers)
+        if kind is None:
+            continue
+        if kind == 0:
             range_value = value
-        elif n == b"if-none-match":
+        elif kind == 1:
             inm = value
-        elif n == b"if-modified-since":
+        else:
             ims = value
     if range_value is None and inm is None and ims is None:
         return RequestPlan(request, generation=generation)

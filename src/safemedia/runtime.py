@@ -25,8 +25,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from cachetools import TTLCache
-
 from safemedia import http
 from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
@@ -45,6 +43,8 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
+
+_CACHE_SIZE = 100_000
 
 
 class Scanner(Protocol):
@@ -114,12 +114,44 @@ def _start_notifier(config: Config, recorder: DetectionRecorder) -> Notifier | N
 # --- the runtime ------------------------------------------------------------------------------
 
 
-def _open_engine(config: Config, recorder: DetectionRecorder) -> Scanner:
+def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Scanner:
     from safemedia.engine import Engine  # type: ignore[import-not-found, unused-ignore]
 
-    is_allowed = getattr(recorder, "is_allowed", None)
     engine: Scanner = Engine(config, is_allowed=is_allowed)
     return engine
+
+
+class _Answers:
+    """Yes/no answers of a slower source (the store), reused for ``ttl`` seconds.
+
+    Reads take no lock (a dict read is atomic); errors are logged and answer ``default``.
+    """
+
+    def __init__(self, ask: Callable[[str], bool], ttl: float, what: str, default: bool) -> None:
+        self._ask = ask
+        self._ttl = ttl
+        self._what = what
+        self._default = default
+        self._answers: dict[str, tuple[bool, float]] = {}
+
+    def __call__(self, key: str) -> bool:
+        now = time.monotonic()
+        cached = self._answers.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            answer = self._ask(key)
+        except Exception:
+            logger.exception("safemedia: %s failed; answering %s", self._what, self._default)
+            return self._default
+        if self._ttl > 0:
+            if len(self._answers) >= _CACHE_SIZE:
+                self._answers.clear()
+            self._answers[key] = (answer, now + self._ttl)
+        return answer
+
+    def forget(self, key: str) -> None:
+        self._answers.pop(key, None)
 
 
 class Runtime:
@@ -128,8 +160,9 @@ class Runtime:
     ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store
     (:func:`safemedia.store.open_store`, with its :class:`~safemedia.notify.Notifier` started);
     pass them to share one between adapters or in tests; the runtime closes only what it built.
-    ``blocked_cache_seconds``: how long an ``is_blocked`` answer is reused (0: ask every time),
-    so the store is not queried on every request; an operator's unblock applies within it.
+    ``blocked_cache_seconds``: how long the store's ``is_blocked`` / ``is_allowed`` answers are
+    reused (0: ask every time), so it is not queried on every request; an operator's unblock or
+    allow-listing applies within that time.
     """
 
     def __init__(
@@ -145,11 +178,17 @@ class Runtime:
         self._owns_recorder = recorder is None
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
         self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
-        self._owns_engine = engine is None
-        self.engine = engine if engine is not None else _open_engine(self.config, self.recorder)
-        self._blocked: TTLCache[str, bool] | None = (
-            TTLCache(maxsize=100_000, ttl=blocked_cache_seconds) if blocked_cache_seconds else None
+        self._blocked = _Answers(
+            self.recorder.is_blocked, blocked_cache_seconds, "is_blocked", default=False
         )
+        store_allows = getattr(self.recorder, "is_allowed", None)
+        allowed = (
+            _Answers(store_allows, blocked_cache_seconds, "is_allowed", default=False)
+            if callable(store_allows)
+            else None
+        )
+        self._owns_engine = engine is None
+        self.engine = engine if engine is not None else _open_engine(self.config, allowed)
         hooks: list[Callable[[Detection], object]] = []
         if self.config.on_detection:
             hooks.append(load_hook(self.config.on_detection))
@@ -235,21 +274,7 @@ class Runtime:
 
     def is_blocked(self, url: str) -> bool:
         """The recorder's answer, reused for ``blocked_cache_seconds``. Errors: not blocked."""
-        cache = self._blocked
-        if cache is not None:
-            with self._lock:
-                cached = cache.get(url)
-            if cached is not None:
-                return cached
-        try:
-            blocked = self.recorder.is_blocked(url)
-        except Exception:
-            logger.exception("safemedia: is_blocked failed; treating the URL as not blocked")
-            return False
-        if cache is not None:
-            with self._lock:
-                cache[url] = blocked
-        return blocked
+        return self._blocked(url)
 
     def block_reply(self, rq: RequestPlan) -> Reply:
         """The block response for this request (HEAD: no body)."""
@@ -324,9 +349,7 @@ class Runtime:
         except Exception:
             logger.exception("safemedia: could not record a detection for %s", detection.url)
             return
-        if self._blocked is not None:
-            with self._lock:
-                self._blocked.pop(detection.url, None)
+        self._blocked.forget(detection.url)
         if self._hooks:
             self._hooks_pool().submit(self._run_hooks, detection)
 

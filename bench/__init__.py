@@ -1,0 +1,1 @@
+"""Benchmarks; each module runs as one command (see its docstring)."""

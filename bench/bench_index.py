@@ -1,0 +1,150 @@
+"""Benchmark: Hamming index lookups and hash-list loading, against brute force in the same run.
+
+Run:  .venv/bin/python bench/bench_index.py            (PDQ 1M and 10M, 64-bit 1M, 1M-line load)
+      .venv/bin/python bench/bench_index.py --quick    (100k entries only: a smoke run)
+
+For each list (uniform random hashes, and clustered ones: groups of near-duplicates as real lists
+hold), one query at a time, half near a listed entry and half random; the index and plain numpy
+XOR + popcount over all entries are timed interleaved, in several rounds; medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from safemedia.config import Config, ListConfig
+from safemedia.hashlists import ListManager
+from safemedia.index import HammingIndex
+
+U8 = npt.NDArray[np.uint8]
+
+
+def uniform(rng: np.random.Generator, n: int, nbytes: int) -> U8:
+    return rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+
+
+def flip_bits(rng: np.random.Generator, rows: U8, count: int) -> U8:
+    """``rows`` with ``count`` random bits flipped in each (with replacement: at most ``count``)."""
+    out = rows.copy()
+    n, nbytes = rows.shape
+    positions = rng.integers(0, nbytes * 8, (n, count))
+    for k in range(count):
+        col = positions[:, k]
+        out[np.arange(n), col // 8] ^= (1 << (col % 8)).astype(np.uint8)
+    return out
+
+
+def clustered(rng: np.random.Generator, n: int, nbytes: int) -> U8:
+    """Groups of ~10 near-duplicates (each within about a tenth of the bits of its centre)."""
+    centres = uniform(rng, max(1, n // 10), nbytes)
+    rows = centres[rng.integers(0, len(centres), n)]
+    return flip_bits(rng, rows, nbytes * 8 // 10)
+
+
+def queries(rng: np.random.Generator, rows: U8, count: int, distance: int) -> U8:
+    near = flip_bits(rng, rows[rng.integers(0, len(rows), count // 2)], max(1, distance // 2))
+    far = uniform(rng, count - count // 2, rows.shape[1])
+    return np.concatenate([near, far])
+
+
+def brute(words: npt.NDArray[np.uint64], query: npt.NDArray[np.uint64], distance: int) -> int:
+    """Plain numpy: XOR every entry with the query, popcount, sum, compare."""
+    dist = np.bitwise_count(words ^ query).sum(axis=1)
+    return int(np.count_nonzero(dist <= distance))
+
+
+def timed(fn: Callable[..., object], *args: object) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def bench_lookup(
+    label: str, rows: U8, distance: int, rounds: int, per_round: int, rng: np.random.Generator
+) -> dict[str, str]:
+    start = time.perf_counter()
+    index, _ = HammingIndex.build(rows, multi_index=True)
+    build = time.perf_counter() - start
+    words = np.ascontiguousarray(rows).view(np.uint64)
+    qs = queries(rng, rows, per_round, distance)
+    qwords = qs.view(np.uint64)
+    ours: list[float] = []
+    base: list[float] = []
+    brute_every = max(1, per_round // 8)  # brute force is slow: time a subset of the queries
+    for _ in range(rounds):
+        for i in range(len(qs)):
+            ours.append(timed(index.search, qs[i : i + 1], distance))
+            if i % brute_every == 0:
+                base.append(timed(brute, words, qwords[i], distance))
+    # correctness spot check against brute force
+    for i in range(0, len(qs), brute_every):
+        assert len(index.search(qs[i : i + 1], distance)) == brute(words, qwords[i], distance)
+    med, med_base = statistics.median(ours), statistics.median(base)
+    return {
+        "case": label,
+        "entries": f"{len(rows):,}",
+        "d": str(distance),
+        "index ms": f"{med * 1e3:.3f}",
+        "p90 ms": f"{np.percentile(ours, 90) * 1e3:.3f}",
+        "brute ms": f"{med_base * 1e3:.1f}",
+        "speed-up": f"{med_base / med:.0f}x",
+        "B/entry": f"{index.memory_bytes / len(rows):.1f}",
+        "build s": f"{build:.1f}",
+    }
+
+
+def bench_load(n: int, rounds: int, rng: np.random.Generator) -> dict[str, str]:
+    rows = clustered(rng, n, 32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pdq.txt"
+        with path.open("w") as f:
+            for i, row in enumerate(rows):
+                f.write(f"pdq {row.tobytes().hex()} entry-{i}\n")
+        config = Config(hash_lists=(ListConfig(path=path),))
+        times = [timed(ListManager, config) for _ in range(rounds)]
+        size = path.stat().st_size
+    return {"lines": f"{n:,}", "file MB": f"{size / 1e6:.0f}", "load s": f"{min(times):.2f}"}
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in keys}
+    lines = [" | ".join(k.ljust(widths[k]) for k in keys)]
+    lines.append("-|-".join("-" * widths[k] for k in keys))
+    lines += [" | ".join(r[k].rjust(widths[k]) for k in keys) for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="100k entries only")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=40, help="queries per round")
+    args = parser.parse_args()
+    rng = np.random.default_rng(2026)
+    big = [100_000] if args.quick else [1_000_000, 10_000_000]
+    small = 100_000 if args.quick else 1_000_000
+    results = []
+    for n in big:
+        for kind, make in (("uniform", uniform), ("clustered", clustered)):
+            rows = make(rng, n, 32)
+            results.append(bench_lookup(f"pdq {kind}", rows, 31, args.rounds, args.queries, rng))
+            del rows
+    for kind, make in (("uniform", uniform), ("clustered", clustered)):
+        rows = make(rng, small, 8)
+        results.append(bench_lookup(f"64-bit {kind}", rows, 8, args.rounds, args.queries, rng))
+    print(table(results))
+    print()
+    print(table([bench_load(small, 3, rng)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""Middleware overhead: SafeMediaMiddleware against the same app without it, in one run.
+
+Usage::
+
+    python bench/bench_middleware.py            # full run, a few minutes on 2 cores
+    python bench/bench_middleware.py --quick    # fewer, shorter rounds
+
+Measures (medians of interleaved rounds; figures go to docs/performance.md):
+
+1. in-process added latency, raw ASGI calls (no TestClient): a non-image response, and a cached
+   3 MB JPEG (compared with the SHA-256 digest time of its body);
+2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
+3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
+   large JPEGs (verdict cache off, so every fetch is decoded and hashed);
+4. 50 concurrent requests for one uncached image: how many scans were computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.realserver import serve  # noqa: E402
+
+from bench.middleware_apps import (  # noqa: E402
+    LARGE_COUNT,
+    bare_app,
+    make_assets,
+    wrapped_app,
+)
+
+Message = MutableMapping[str, Any]
+App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+# --- 1. in process ------------------------------------------------------------------------------
+
+
+def _scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"accept", b"*/*"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("bench", 80),
+    }
+
+
+async def _time_calls(app: App, path: str, n: int) -> float:
+    """Mean seconds per call over ``n`` raw ASGI calls."""
+    scope = _scope(path)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    started = time.perf_counter()
+    for _ in range(n):
+        await app(dict(scope), receive, send)
+    return (time.perf_counter() - started) / n
+
+
+def _digest_time(body: bytes, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        hashlib.sha256(body).digest()
+    return (time.perf_counter() - started) / n
+
+
+def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
+    """Median seconds per call, bare and wrapped, interleaved; digest times in the same rounds."""
+    bare = bare_app(assets)
+    wrapped = wrapped_app(assets, cache=True)
+    bodies = {k: (assets / f"{k}.jpg").read_bytes() for k in ("photo", "small")}
+    calls = {
+        "text": 500 if quick else 3000,
+        "small": 100 if quick else 500,
+        "photo": 20 if quick else 60,
+    }
+
+    async def run() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for path in ("/photo", "/small"):
+            await _time_calls(wrapped, path, 3)  # warm the verdict cache
+        for r in range(rounds):
+            pairs: list[tuple[App, str]] = [(bare, "b"), (wrapped, "w")]
+            for kind, n in calls.items():
+                for app, tag in pairs if r % 2 else pairs[::-1]:
+                    out.setdefault(f"{kind}_{tag}", []).append(
+                        await _time_calls(app, f"/{kind}", n)
+                    )
+                if kind in bodies:
+                    out.setdefault(f"{kind}_digest", []).append(_digest_time(bodies[kind], n))
+        return out
+
+    samples = asyncio.run(run())
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    for kind, body in bodies.items():
+        med[f"{kind}_bytes"] = float(len(body))
+    return med
+
+
+# --- HTTP client (raw asyncio sockets, keep-alive) ----------------------------------------------
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+        return cls(reader, writer)
+
+    async def get(self, path: str) -> int:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        remaining = length
+        while remaining:
+            chunk = await self.reader.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise ConnectionError("closed mid-body")
+            remaining -= len(chunk)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _throughput(port: int, seconds: float, connections: int) -> float:
+    """Requests/s for ``/text`` with ``connections`` keep-alive clients."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        conn = await _Conn.open(port)
+        try:
+            while time.perf_counter() < stop:
+                await conn.get("/text")
+                done += 1
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return done / (time.perf_counter() - started)
+
+
+def _uvicorn(app: str, assets: Path) -> Any:
+    command = ["{python}", "-m", "uvicorn", "--port", "{port}", "--host", "127.0.0.1"]
+    command += ["--no-access-log", "--log-level", "warning", "--factory", app]
+    return serve(command, env={"SMBENCH_ASSETS": str(assets)}, cwd=ROOT)
+
+
+def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
+    rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    with (
+        _uvicorn("bench.middleware_apps:bare_server", assets) as bare,
+        _uvicorn("bench.middleware_apps:wrapped_server", assets) as wrapped,
+    ):
+        servers = [("bare", bare.port), ("wrapped", wrapped.port)]
+        for _tag, port in servers:  # warm-up
+            asyncio.run(_throughput(port, 0.5, 4))
+        for r in range(rounds):
+            for tag, port in servers if r % 2 == 0 else servers[::-1]:
+                rates[tag].append(asyncio.run(_throughput(port, seconds, 4)))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+# --- 3. latency under image load -----------------------------------------------------------------
+
+
+async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[list[float], int]:
+    stop = time.perf_counter() + seconds
+    images = 0
+
+    async def fetcher(i: int) -> None:
+        nonlocal images
+        conn = await _Conn.open(port)
+        try:
+            while time.perf_counter() < stop:
+                await conn.get(f"/large/{i % LARGE_COUNT}")
+                images += 1
+        finally:
+            conn.close()
+
+    async def prober() -> list[float]:
+        conn = await _Conn.open(port)
+        latencies = []
+        try:
+            await asyncio.sleep(0.3)  # let the image load build up
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                await conn.get("/text")
+                latencies.append(time.perf_counter() - t)
+                await asyncio.sleep(0.005)
+        finally:
+            conn.close()
+        return latencies
+
+    tasks = [fetcher(i) for i in range(16)] if load else []
+    probed = asyncio.ensure_future(prober())
+    await asyncio.gather(probed, *tasks)
+    return probed.result(), images
+
+
+def latency(assets: Path, seconds: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with _uvicorn("bench.middleware_apps:uncached_server", assets) as server:
+        asyncio.run(_latency_under_load(server.port, 1.0, load=False))
+        idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
+        busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
+    for tag, values in (("idle", idle), ("busy", busy)):
+        values.sort()
+        out[f"{tag}_p50"] = values[len(values) // 2]
+        out[f"{tag}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
+        out[f"{tag}_n"] = float(len(values))
+    out["images_per_s"] = images / seconds
+    return out
+
+
+# --- 4. single flight ----------------------------------------------------------------------------
+
+
+def single_flight(assets: Path) -> dict[str, int]:
+    app = wrapped_app(assets, cache=True)
+    engine: Any = app.runtime.engine
+    before = engine.stats()
+
+    async def one() -> int:
+        status = 0
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(_scope("/fresh"), receive, send)
+        return status
+
+    async def run() -> list[int]:
+        return await asyncio.gather(*(one() for _ in range(50)))
+
+    statuses = asyncio.run(run())
+    after = engine.stats()
+    delta = {k: after[k] - before[k] for k in ("scans", "cache_hits", "coalesced", "errors")}
+    computed = delta["scans"] - delta["cache_hits"] - delta["coalesced"] - delta["errors"]
+    return {"ok": statuses.count(200), "computed": computed, **delta}
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else 7
+    with tempfile.TemporaryDirectory(prefix="smbench-") as tmp:
+        assets = Path(tmp)
+        print("making synthetic images ...", file=sys.stderr)
+        make_assets(assets)
+        os.environ["SMBENCH_ASSETS"] = str(assets)
+        print("1. in process ...", file=sys.stderr)
+        ip = in_process(assets, rounds, args.quick)
+        print("2. throughput through uvicorn ...", file=sys.stderr)
+        tp = throughput(assets, rounds, 1.0 if args.quick else 3.0)
+        print("3. latency under image load ...", file=sys.stderr)
+        lat = latency(assets, 4.0 if args.quick else 12.0)
+        print("4. single flight ...", file=sys.stderr)
+        sf = single_flight(assets)
+
+    us = 1e6
+    text_added = (ip["text_w"] - ip["text_b"]) * us
+    rows = [
+        ("non-image, in process: bare app", f"{ip['text_b'] * us:.1f} us", ""),
+        ("non-image, in process: added", f"{text_added:+.1f} us", "<= 20 us"),
+    ]
+    for kind in ("small", "photo"):
+        added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
+        digest = ip[f"{kind}_digest"] * us
+        size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
+        rows += [
+            (f"cached {size} JPEG: added", f"{added:+.0f} us", ""),
+            (f"cached {size} JPEG: SHA-256 of the body", f"{digest:.0f} us", ""),
+            (f"cached {size} JPEG: added minus digest", f"{added - digest:+.0f} us", "<= 100 us"),
+        ]
+    rows += [
+        ("uvicorn non-image: bare req/s", f"{tp['bare']:.0f}", ""),
+        ("uvicorn non-image: wrapped req/s", f"{tp['wrapped']:.0f}", ""),
+        ("uvicorn non-image: ratio", f"{tp['wrapped'] / tp['bare']:.3f}", ">= 0.95"),
+        ("small requests, idle server: p50 / p99", _ms(lat["idle_p50"], lat["idle_p99"]), ""),
+        (
+            "small requests, 16 clients on large JPEGs: p50 / p99",
+            _ms(lat["busy_p50"], lat["busy_p99"]),
+            "p99 < 50 ms",
+        ),
+        ("large JPEGs scanned meanwhile", f"{lat['images_per_s']:.1f} /s", ""),
+        (
+            "50 concurrent requests, one uncached image",
+            f"{sf['ok']} ok, {sf.get('computed', 0)} scan computed",
+            "1 scan",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | value | target |")
+    print(f"| {'-' * width} | ---: | --- |")
+    for name, value, target in rows:
+        print(f"| {name.ljust(width)} | {value} | {target} |")
+    return 0
+
+
+def _ms(p50: float, p99: float) -> str:
+    return f"{p50 * 1e3:.1f} / {p99 * 1e3:.1f} ms"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
