@@ -129,6 +129,9 @@ def _close(result: Iterable[bytes]) -> None:
         close()
 
 
+_NO_PLAN = ResponsePlan(ResponseAction.PASS)
+
+
 class _Mode(Enum):
     STARTING = "starting"  # start_response not called yet
     SNIFF = "sniff"  # holding the start until the body's first bytes say what it is
@@ -165,7 +168,7 @@ class _Exchange:
         self.status_line = ""
         self.status = 0
         self.headers: list[tuple[str, str]] = []
-        self.plan = ResponsePlan(ResponseAction.PASS)
+        self.plan = _NO_PLAN
         self.buffer: list[bytes] = []
         self.size = 0
         self.pending: list[bytes] = []

@@ -1,0 +1,172 @@
+"""WSGI middleware overhead, in process: the same apps with and without SafeMediaMiddleware.
+
+Usage::
+
+    python bench/bench_wsgi.py            # ~1 minute on 2 cores
+    python bench/bench_wsgi.py --quick    # fewer, shorter rounds
+
+Calls the apps the way a WSGI server does (environ, start_response, iterate, close), no HTTP.
+Rounds are interleaved (bare, wrapped, bare, ...) and each figure is the median of the rounds'
+mean time per call. The runtime is the real one (Engine with a 10,000-entry PDQ list of random
+hashes, an in-memory SQLite store), so each request pays the real blocked-URL lookup.
+
+1. a plain WSGI text response: bare vs wrapped (target: <= 20 us added);
+2. the same through Flask (``SafeMedia(app)``);
+3. a cached 1600x1200 JPEG: added latency vs the SHA-256 digest time of its body
+   (target: <= digest + 100 us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+from wsgiref.util import setup_testing_defaults
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from flask import Flask  # noqa: E402
+from tests.synthetic import picture  # noqa: E402
+
+from safemedia import Config  # noqa: E402
+from safemedia.contrib.flask import SafeMedia  # noqa: E402
+from safemedia.runtime import Runtime  # noqa: E402
+from safemedia.wsgi import SafeMediaMiddleware  # noqa: E402
+
+
+def _jpeg(seed: int, size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    picture(seed, size).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _runtime(root: Path) -> Runtime:
+    rng = np.random.default_rng(7)
+    lines = [f"pdq {rng.bytes(32).hex()} random-{i}" for i in range(10_000)]
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    config = Config.from_mapping({"hash_lists": [str(root / "list.txt")], "store": "memory:"})
+    return Runtime(config)
+
+
+def _plain_app(photo: bytes) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/photo.jpg":
+            start_response("200 OK", [("Content-Type", "image/jpeg")])
+            return [photo]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"hello"]
+
+    return app
+
+
+def _flask_app() -> Flask:
+    app = Flask("bench")
+
+    @app.get("/text")
+    def text() -> str:
+        return "hello"
+
+    return app
+
+
+def _environ(path: str) -> dict[str, Any]:
+    env: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_HOST": "bench"}
+    env["HTTP_ACCEPT"] = "*/*"
+    setup_testing_defaults(env)
+    return env
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return None
+
+
+def _time_calls(app: WSGIApplication, path: str, n: int) -> float:
+    """Mean seconds per call over ``n`` calls, as a server makes them."""
+    template = _environ(path)
+    started = time.perf_counter()
+    for _ in range(n):
+        result = app(dict(template), _start_response)
+        for _chunk in result:
+            pass
+        close: Callable[[], None] | None = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter() - started) / n
+
+
+def _digest_time(body: bytes, n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        hashlib.sha256(body).digest()
+    return (time.perf_counter() - started) / n
+
+
+def measure(rounds: int, calls: int) -> dict[str, float]:
+    """Median seconds per call for every variant, interleaved rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = _runtime(Path(tmp))
+        photo = _jpeg(5, (1600, 1200))
+        plain = _plain_app(photo)
+        wrapped = SafeMediaMiddleware(plain, runtime=runtime)
+        flask_bare = _flask_app()
+        flask_wrapped = _flask_app()
+        SafeMedia(flask_wrapped, runtime=runtime)
+        variants: dict[str, tuple[WSGIApplication, str, int]] = {
+            "plain bare": (plain, "/text", calls),
+            "plain wrapped": (wrapped, "/text", calls),
+            "flask bare": (flask_bare.wsgi_app, "/text", calls // 4),
+            "flask wrapped": (flask_wrapped.wsgi_app, "/text", calls // 4),
+            "image bare": (plain, "/photo.jpg", calls // 20),
+            "image wrapped": (wrapped, "/photo.jpg", calls // 20),
+        }
+        _time_calls(wrapped, "/photo.jpg", 3)  # the first scan fills the verdict cache
+        samples: dict[str, list[float]] = {name: [] for name in [*variants, "sha256"]}
+        for _ in range(rounds):
+            for name, (app, path, n) in variants.items():
+                samples[name].append(_time_calls(app, path, max(n, 1)))
+            samples["sha256"].append(_digest_time(photo, max(calls // 20, 1)))
+        runtime.close()
+        result = {name: statistics.median(values) for name, values in samples.items()}
+        result["photo bytes"] = len(photo)
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    args = parser.parse_args(argv)
+    rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
+    m = measure(rounds, calls)
+    us = 1e6
+
+    def row(label: str, bare: float, wrapped: float, target: str) -> None:
+        added = (wrapped - bare) * us
+        print(f"| {label} | {bare * us:.2f} | {wrapped * us:.2f} | {added:+.2f} | {target} |")
+
+    print(f"WSGI in process, median of {rounds} interleaved rounds, microseconds a request\n")
+    print("| response | bare app | with SafeMediaMiddleware | added | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    row("plain WSGI, text", m["plain bare"], m["plain wrapped"], "<= 20")
+    row("Flask, text", m["flask bare"], m["flask wrapped"], "<= 20")
+    digest = m["sha256"] * us
+    row(
+        f"cached JPEG, {m['photo bytes'] / 1e6:.1f} MB",
+        m["image bare"],
+        m["image wrapped"],
+        f"<= digest {digest:.0f} + 100",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
