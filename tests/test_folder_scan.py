@@ -15,6 +15,7 @@ from tests.imageset import ImageSet, make_image_set
 
 @pytest.fixture
 def site(tmp_path: Path) -> tuple[ImageSet, str]:
+    """The synthetic image set, and a config (its list, a store) beside it."""
     images = make_image_set(tmp_path / "site")
     config = tmp_path / "site" / "safemedia.toml"
     config.write_text(
@@ -23,11 +24,15 @@ def site(tmp_path: Path) -> tuple[ImageSet, str]:
     return images, str(config)
 
 
+def scan(config: str, *targets: Path | str, json_output: bool = False) -> int:
+    return main(["scan", *map(str, targets), "--config", config, *(["--json"] * json_output)])
+
+
 def test_scan_records_matches_and_reports_uninspectable_images(
     site: tuple[ImageSet, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     images, config = site
-    status = main(["scan", str(images.images), "--config", config])
+    status = scan(config, images.images)
     out = capsys.readouterr().out
     assert status == 1
     matched = sorted(line.split(":")[0] for line in out.splitlines() if ": MATCH " in line)
@@ -49,12 +54,11 @@ def test_an_unblocked_image_is_clean_in_the_next_scan(
     site: tuple[ImageSet, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     images, config = site
-    target = str(images.images / "listed.png")
-    assert main(["scan", target, "--config", config]) == 1
+    assert scan(config, images.images / "listed.png") == 1
     store = open_store(Config.from_file(config, env=False))
     store.unblock(str(store.detections()[0].id), reason="reviewed: synthetic test picture")
     capsys.readouterr()
-    assert main(["scan", target, "--json", "--config", config]) == 0
+    assert scan(config, images.images / "listed.png", json_output=True) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["results"][0]["verdict"] == "CLEAN"
     assert report["summary"]["matched"] == 0
@@ -64,9 +68,8 @@ def test_scan_exit_status_clean_and_unreadable(
     site: tuple[ImageSet, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     images, config = site
-    clean = str(images.images / "clean.jpg")
-    assert main(["scan", clean, "--config", config]) == 0
-    assert main(["scan", clean, str(images.root / "missing.jpg"), "--config", config]) == 2
+    assert scan(config, images.images / "clean.jpg") == 0
+    assert scan(config, images.images / "clean.jpg", images.root / "missing.jpg") == 2
     assert "missing.jpg: cannot read" in capsys.readouterr().err
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safemedia.cli.scanning import ERROR, FOUND, OK
+from safemedia.cli.scanning import ERROR, FOUND, OK, verdict_record
 from safemedia.config import Config
 from safemedia.engine import Engine
 from safemedia.events import Action, Detection
@@ -85,24 +85,6 @@ def _detection(path: Path, verdict: Verdict) -> Detection:
     )
 
 
-def _verdict_json(path: Path, verdict: Verdict, event: int | None) -> dict[str, Any]:
-    m = verdict.match
-    return {
-        "file": str(path),
-        "verdict": verdict.kind.value.upper(),
-        "event": event,
-        "list": m.list_name if m else None,
-        "entry_id": m.entry_id if m else None,
-        "algorithm": m.algorithm if m else None,
-        "distance": m.distance if m else None,
-        "frame": m.frame if m else None,
-        "reason": verdict.reason.value if verdict.reason else None,
-        "detail": verdict.detail,
-        "sha256": verdict.sha256,
-        "hashes": dict(verdict.hashes),
-    }
-
-
 class _Progress:
     """``scanned N files, M matched`` on one stderr line, only when stderr is a terminal."""
 
@@ -145,7 +127,7 @@ def run_scan(
                     continue
                 event = _tally(store, summary, path, outcome)
                 if as_json:
-                    results.append(_verdict_json(path, outcome, event))
+                    results.append(verdict_record(str(path), outcome) | {"event": event})
                 else:
                     _print_line(path, outcome, event)
     finally:
