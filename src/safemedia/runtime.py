@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +52,9 @@ class Scanner(Protocol):
 
     @property
     def lists_generation(self) -> int: ...
+
+    @property
+    def lists_generation_in_force(self) -> int: ...
 
     def scan(self, body: bytes, content_type: str | None = None) -> Verdict: ...
 
@@ -203,38 +205,8 @@ class Runtime:
         self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
         self._lock = threading.Lock()
         self._closed = False
-        self._stopping = threading.Event()
-        self._watcher_pid = 0
-        self._ensure_watcher()
-
-    def _ensure_watcher(self) -> None:
-        """Run the list watcher in this process (again after a fork: threads do not survive)."""
-        pid = os.getpid()
-        if self._watcher_pid == pid or self._closed:
-            return
-        refresh = getattr(self.engine, "refresh_lists", None)
-        if not callable(refresh):
-            return
-        with self._lock:
-            if self._watcher_pid == pid:
-                return
-            self._watcher_pid = pid
-        threading.Thread(
-            target=self._watch_lists, args=(refresh,), name="safemedia-lists", daemon=True
-        ).start()
-
-    def _watch_lists(self, refresh: Callable[[], object]) -> None:
-        """Reload changed lists here, twice per ``list_reload_interval``.
-
-        The engine reloads lists when its interval has passed since the last check; checking
-        here first means that never happens on an event loop asking for the generation.
-        """
-        interval = max(0.05, self.config.list_reload_interval / 2)
-        while not self._stopping.wait(interval):
-            try:
-                refresh()
-            except Exception:
-                logger.exception("safemedia: could not check the hash lists")
+        self._checked = time.monotonic()
+        self._refreshing = False
 
     @property
     def lists_generation(self) -> int:
@@ -242,14 +214,35 @@ class Runtime:
         return self.current_generation(blocking=False)
 
     def current_generation(self, *, blocking: bool = True) -> int:
-        """The lists generation in force, from the engine.
+        """The lists generation in force.
 
-        The runtime's list watcher thread does the reloading, so asking does not block; with
-        ``blocking=False`` (an event loop) the watcher is also restarted after a fork.
+        ``blocking``: ask the engine now (it may reload changed lists: file I/O). Otherwise, for
+        an event loop, return the generation already in memory (a reload that another thread
+        made is seen at once) and, once ``list_reload_interval`` has passed, have a short-lived
+        thread check the files.
         """
-        if not blocking and self._watcher_pid != os.getpid():
-            self._ensure_watcher()
-        return self.engine.lists_generation
+        if blocking:
+            generation = self.engine.lists_generation
+            self._checked = time.monotonic()
+            return generation
+        if time.monotonic() - self._checked >= self.config.list_reload_interval:
+            with self._lock:
+                start = not self._refreshing
+                self._refreshing = True
+            if start:
+                threading.Thread(
+                    target=self._refresh_generation, name="safemedia-lists", daemon=True
+                ).start()
+        return self.engine.lists_generation_in_force
+
+    def _refresh_generation(self) -> None:
+        try:
+            self.engine.lists_generation  # noqa: B018 (the property checks the files)
+        except Exception:
+            logger.exception("safemedia: could not check the hash lists")
+        finally:
+            self._checked = time.monotonic()
+            self._refreshing = False
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -394,7 +387,6 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
-        self._stopping.set()
         self._pool.shutdown(wait=False)
         if self.notifier is not None:
             self.notifier.stop()
