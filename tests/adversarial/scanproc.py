@@ -149,8 +149,12 @@ class _Runner:
         self.kinds[key] = self.kinds.get(key, 0) + 1
         if seconds > self.max_seconds:
             self.max_seconds, self.slowest = seconds, name
+            if not name.startswith("seed:"):  # kept as a candidate regression fixture
+                (self.crash_dir / "slowest-case.bin").write_bytes(body)
         if peak > self.max_peak_kib:
             self.max_peak_kib, self.biggest = peak, name
+            if not name.startswith("seed:"):
+                (self.crash_dir / "biggest-case.bin").write_bytes(body)
         if len(self.results) < 200:
             self.results[name] = result
 
