@@ -172,6 +172,9 @@ class _Runner:
         }
 
 
+FUZZ_BATCH = 1000  # examples per hypothesis run: its bookkeeping slows down far beyond that
+
+
 def _fuzz(runner: _Runner, cases: int, seed: int) -> None:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -181,21 +184,29 @@ def _fuzz(runner: _Runner, cases: int, seed: int) -> None:
     seeds = seed_files()
     for name, body in seeds.items():  # the unmutated seeds first: each must scan too
         runner.scan(f"seed:{name}", body)
+    strategy = hostile_cases(seeds)
+    batch = 0
+    while cases > 0:
+        size = min(cases, FUZZ_BATCH)
 
-    @settings(
-        max_examples=cases,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @hypothesis_seed(seed)
-    @given(hostile_cases(seeds))
-    def one(case: Case) -> None:
-        name = f"{case.seed}+{len(case.edits)}edits#{runner.cases}"
-        runner.scan(name, case.body)
+        @settings(
+            max_examples=size,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @hypothesis_seed(seed * 1000 + batch)
+        @given(strategy)
+        def one(case: Case) -> None:
+            name = f"{case.seed}+{len(case.edits)}edits#{runner.cases}"
+            runner.scan(name, case.body)
 
-    one()
+        before = runner.cases
+        one()
+        cases -= max(1, runner.cases - before)
+        batch += 1
+        (runner.crash_dir / "progress.txt").write_text(f"{runner.cases} cases scanned\n")
 
 
 def _child(job_path: str) -> int:
