@@ -106,6 +106,11 @@ class Engine:
         return self._lists.current().generation
 
     @property
+    def lists_generation_in_force(self) -> int:
+        """:attr:`lists_generation` without a reload check: no file I/O, safe on an event loop."""
+        return self._lists.in_force.generation
+
+    @property
     def lists(self) -> ListSet:
         """The lists in force (after a reload check)."""
         return self._lists.current()

@@ -455,6 +455,11 @@ class ListManager:
         allow = [self._files[p].parsed for p in self._allow_paths]
         return ListSet.build(lists, allow)
 
+    @property
+    def in_force(self) -> ListSet:
+        """The lists in force now, without a reload check (no file I/O)."""
+        return self._set
+
     def current(self) -> ListSet:
         """The lists in force, after a reload check if the interval has passed."""
         if self._clock() - self._checked >= self._interval:
