@@ -306,7 +306,10 @@ class Engine:
                     return c.distance
                 return self._config.distance_for(name, SIGNALS[name].default_distance)
 
-            found = lists.lookup(algorithm, [q.value for q in mine], distance_for)
+            # The nearest entry per query is enough: a query whose nearest entry is suppressed by
+            # the allow-list (allowed distance < its distance) has every other entry suppressed.
+            values = [q.value for q in mine]
+            found = lists.lookup(algorithm, values, distance_for, best_only=True)
             for f in sorted(found, key=lambda f: (f.distance, mine[f.query].frame)):
                 query = mine[f.query]
                 allowed = lists.allowed(algorithm, query.value, radius)
