@@ -37,9 +37,8 @@ import pdqhash
 import PIL
 from PIL import Image, features
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photos import CACHE, photo, sources
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.photos import CACHE, photo, sources
 from safemedia.config import Config
 from safemedia.hashing import hash_image
 from safemedia.imaging import decode
