@@ -33,6 +33,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+UVICORN = (
+    "{python}",
+    "-m",
+    "uvicorn",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--no-access-log",
+)
+"""``serve([*UVICORN, "module:app"])`` runs an ASGI app under uvicorn."""
+
+
 class ServerError(RuntimeError):
     """The server did not start; the message holds its output."""
 

@@ -15,18 +15,8 @@ import pytest
 
 from safemedia.http import tag_etag
 from tests.imageset import ImageSet, make_image_set
-from tests.realserver import Server, serve
+from tests.realserver import UVICORN, Server, serve
 
-UVICORN = [
-    "{python}",
-    "-m",
-    "uvicorn",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "{port}",
-    "--no-access-log",
-]
 ORIGINAL_ONLY = ("etag", "last-modified", "content-range", "content-encoding", "accept-ranges")
 
 

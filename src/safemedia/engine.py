@@ -99,9 +99,11 @@ class Engine:
     def lists_generation(self) -> int:
         """Identifies the lists in force; changes whenever they change (same in every worker).
 
-        Never blocks on a reload: when a check is due it runs on a background thread.
+        When a reload check is due it runs first (a ``stat`` of each file; a changed file is
+        parsed and indexed before this returns), so a request planned after another worker saw
+        the change is planned against the new lists too.
         """
-        return self._lists.current(block=False).generation
+        return self._lists.current().generation
 
     @property
     def lists(self) -> ListSet:

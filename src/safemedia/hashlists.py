@@ -455,18 +455,10 @@ class ListManager:
         allow = [self._files[p].parsed for p in self._allow_paths]
         return ListSet.build(lists, allow)
 
-    def current(self, *, block: bool = True) -> ListSet:
-        """The lists in force, after a reload check if the interval has passed.
-
-        With ``block=False`` a due check runs on a background thread and the lists in force are
-        returned at once (for callers on an event loop).
-        """
+    def current(self) -> ListSet:
+        """The lists in force, after a reload check if the interval has passed."""
         if self._clock() - self._checked >= self._interval:
-            if block:
-                self.refresh()
-            elif not self._lock.locked():
-                self._checked = self._clock()
-                threading.Thread(target=self.refresh, name="safemedia-lists", daemon=True).start()
+            self.refresh()
         return self._set
 
     def refresh(self) -> bool:

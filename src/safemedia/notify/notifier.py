@@ -155,7 +155,7 @@ class Notifier:
                 logger.exception("safemedia: cannot release failed notifications")
                 return
             logger.warning(
-                "safemedia: cannot mail %d alert(s) to %s (%s); retrying in %.0f s",
+                "safemedia: cannot mail %d alert(s) to %s (%s); retrying in %.1f s",
                 len(claim.ids),
                 to,
                 exc,
