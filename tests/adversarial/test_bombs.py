@@ -1,15 +1,11 @@
 """Decompression bombs and headers that lie about size: refused with a reason, memory bounded.
 
-In CI the heavy in-cap images that are known to be over budget today are left out (each costs
-10+ s); ``ADVERSARIAL_LONG=1`` (``scripts/fuzz``) runs them too.
-
 Each body is scanned by a real Engine (default config) in a child process that measures each
 case's own peak resident memory. The HTTP-level gzip bomb is in ``test_http_tricks``.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -27,7 +23,7 @@ def bomb_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("bombs")
     files: dict[str, str] = {}
     makers = {name: maker for name, (maker, _) in BOMBS.items()}
-    makers.update((name, HEAVY[name]) for name in _heavy_names())
+    makers.update(HEAVY)
     for name, maker in makers.items():
         path = work / f"{name}.bin"
         path.write_bytes(maker())
@@ -64,33 +60,7 @@ def test_bomb_is_uninspectable_with_its_reason_quickly_and_in_bounded_memory(
     assert result["seconds"] < MAX_SECONDS, result
 
 
-# Over the memory bound today; each is a finding reported to the decode/engine owners (see
-# docs/reliability.md). Non-strict: the test turns XPASS once it holds.
-KNOWN_OVER_BUDGET = {
-    "gif-64-frames-of-2000x2000": "all 64 frames are held as RGB at once (~700 MB peak)",
-    "tiff-8000x6000-one-deflate-strip": "48 MP hashed at full resolution (PDQ: ~1.6 GB, ~9 s)",
-    "png-zlib-bomb-9000x9000-under-pixel-cap": "81 MP decoded and hashed at full resolution",
-}
-
-
-LONG = os.environ.get("ADVERSARIAL_LONG") == "1"
-
-
-def _heavy_names() -> list[str]:
-    """In CI only the heavy cases that are cheap today; all of them in the long run."""
-    return [n for n in sorted(HEAVY) if LONG or n not in KNOWN_OVER_BUDGET]
-
-
-def _heavy_cases() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_OVER_BUDGET[name], strict=False))
-        if name in KNOWN_OVER_BUDGET
-        else name
-        for name in _heavy_names()
-    ]
-
-
-@pytest.mark.parametrize("name", _heavy_cases())
+@pytest.mark.parametrize("name", sorted(HEAVY))
 def test_heavy_image_within_the_caps_gets_a_verdict_in_bounded_memory(
     bomb_report: dict[str, Any], name: str
 ) -> None:

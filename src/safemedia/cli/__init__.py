@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from safemedia import __version__
 from safemedia.cli import operator, scanning
+from safemedia.config import Config
 
 COMMAND_GROUPS = (scanning, operator)
 
@@ -24,9 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 match found, 2 errors)."""
+def main(argv: Sequence[str] | None = None, *, config: Config | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 match found, 2 errors).
+
+    ``config`` is used by the commands that read one when no ``--config`` is given (the Django
+    command ``manage.py safemedia`` passes the one built from ``settings.SAFEMEDIA``).
+    """
     parser = build_parser()
+    parser.set_defaults(preset_config=config)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -81,7 +81,9 @@ def guarded(handler: Handler) -> Handler:
 
 
 def open_config_and_store(args: argparse.Namespace) -> tuple[Config, Store]:
-    config = Config.load(getattr(args, "config", None))
+    path = getattr(args, "config", None)
+    preset: Config | None = getattr(args, "preset_config", None)
+    config = preset if preset is not None and path is None else Config.load(path)
     return config, open_store(config)
 
 
