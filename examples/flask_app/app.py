@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, abort, redirect, render_template, request, send_from_directory, url_for
-from safemedia.contrib.flask import SafeMedia
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
+
+from safemedia.contrib.flask import SafeMedia
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 

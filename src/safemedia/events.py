@@ -22,6 +22,8 @@ class Action(StrEnum):
 
     BLOCKED = "blocked"
     ALLOWED = "allowed"
+    FOUND = "found"
+    """Found by ``safemedia scan`` in a folder: recorded, nothing was served through safemedia."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

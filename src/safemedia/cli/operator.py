@@ -40,6 +40,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("target", metavar="URL_OR_EVENT_ID", help="a blocked URL or an event id")
     p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    p = _command(
+        sub,
+        "scan",
+        _scan,
+        "scan a folder of uploads against the hash lists",
+        "Scans every file below each folder (and each named file) with the configured lists "
+        "and the same engine as the middleware, records matches as events, prints matches, "
+        "uninspectable images and a summary (progress on stderr at a terminal). Exit 0 nothing "
+        "matched, 1 something matched, 2 unreadable files or errors.",
+    )
+    p.add_argument("targets", nargs="+", metavar="DIR_OR_FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object with every result")
 
 
 def _command(
@@ -225,3 +237,14 @@ def _unblock(args: argparse.Namespace) -> int:
         print("No URL was blocked for those bytes.")
     print(f"Allow-listed sha256 {result.sha256}: the same bytes are no longer blocked.")
     return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    # Imported here: the engine (numpy, Pillow, the lists) is only needed by this command.
+    from safemedia.cli.folder_scan import run_scan
+
+    config, store = open_config_and_store(args)
+    if not config.hash_lists:
+        raise ValueError("the config names no hash_lists to scan against")
+    status, _summary = run_scan(config, store, args.targets, as_json=args.json)
+    return status

@@ -230,8 +230,13 @@ def _text_line(name: str, verdict: Verdict) -> str:
 
 
 def _json_line(name: str, verdict: Verdict) -> str:
+    return json.dumps(verdict_record(name, verdict), sort_keys=False)
+
+
+def verdict_record(name: str, verdict: Verdict) -> dict[str, Any]:
+    """A file's verdict as a JSON-ready mapping (``match --json``, ``scan --json``)."""
     m = verdict.match
-    record = {
+    return {
         "file": name,
         "verdict": verdict.kind.value.upper(),
         "algorithm": m.algorithm if m else None,
@@ -244,7 +249,6 @@ def _json_line(name: str, verdict: Verdict) -> str:
         "sha256": verdict.sha256,
         "hashes": dict(verdict.hashes),
     }
-    return json.dumps(record, sort_keys=False)
 
 
 def _lists_check(args: argparse.Namespace) -> int:
