@@ -58,6 +58,10 @@ class StandInEngine:
         self._reload()
         return self._generation
 
+    @property
+    def lists_generation_in_force(self) -> int:
+        return self._generation
+
     def set_list(self, digests: set[str]) -> None:
         with self._lock:
             self._listed = set(digests)

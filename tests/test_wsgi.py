@@ -380,3 +380,12 @@ def test_request_target_reads_host_path_and_query() -> None:
     del env["HTTP_HOST"]
     env["SERVER_NAME"], env["SERVER_PORT"] = "example.org", "8080"
     assert request_target(env)[1] == "example.org:8080"
+
+
+def test_response_headers_it_cannot_read_fail_closed() -> None:
+    runtime, recorder = make()
+    app = eager([CLEAN], [("Content-Type", "image/png"), ("X-Name", "caf\u00e9\u2615")])
+    server = Server()
+    server.run(SafeMediaMiddleware(app, runtime=runtime), environ("/odd.png"))
+    assert server.status.startswith("451 ")
+    assert recorder.detections[0].verdict.reason is Reason.UNDECODABLE

@@ -106,6 +106,11 @@ class Engine:
         return self._lists.current().generation
 
     @property
+    def lists_generation_in_force(self) -> int:
+        """:attr:`lists_generation` without a reload check: no file I/O, safe on an event loop."""
+        return self._lists.in_force.generation
+
+    @property
     def lists(self) -> ListSet:
         """The lists in force (after a reload check)."""
         return self._lists.current()
@@ -301,7 +306,10 @@ class Engine:
                     return c.distance
                 return self._config.distance_for(name, SIGNALS[name].default_distance)
 
-            found = lists.lookup(algorithm, [q.value for q in mine], distance_for)
+            # The nearest entry per query is enough: a query whose nearest entry is suppressed by
+            # the allow-list (allowed distance < its distance) has every other entry suppressed.
+            values = [q.value for q in mine]
+            found = lists.lookup(algorithm, values, distance_for, best_only=True)
             for f in sorted(found, key=lambda f: (f.distance, mine[f.query].frame)):
                 query = mine[f.query]
                 allowed = lists.allowed(algorithm, query.value, radius)

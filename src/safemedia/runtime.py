@@ -53,6 +53,9 @@ class Scanner(Protocol):
     @property
     def lists_generation(self) -> int: ...
 
+    @property
+    def lists_generation_in_force(self) -> int: ...
+
     def scan(self, body: bytes, content_type: str | None = None) -> Verdict: ...
 
     def close(self) -> None: ...
@@ -202,7 +205,6 @@ class Runtime:
         self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
         self._lock = threading.Lock()
         self._closed = False
-        self._generation = self.engine.lists_generation
         self._checked = time.monotonic()
         self._refreshing = False
 
@@ -215,11 +217,12 @@ class Runtime:
         """The lists generation in force.
 
         ``blocking``: ask the engine now (it may reload changed lists: file I/O). Otherwise, for
-        an event loop, return the last answer and, once ``list_reload_interval`` has passed, ask
-        again on a short-lived thread.
+        an event loop, return the generation already in memory (a reload that another thread
+        made is seen at once) and, once ``list_reload_interval`` has passed, have a short-lived
+        thread check the files.
         """
         if blocking:
-            generation = self._generation = self.engine.lists_generation
+            generation = self.engine.lists_generation
             self._checked = time.monotonic()
             return generation
         if time.monotonic() - self._checked >= self.config.list_reload_interval:
@@ -230,11 +233,11 @@ class Runtime:
                 threading.Thread(
                     target=self._refresh_generation, name="safemedia-lists", daemon=True
                 ).start()
-        return self._generation
+        return self.engine.lists_generation_in_force
 
     def _refresh_generation(self) -> None:
         try:
-            self._generation = self.engine.lists_generation
+            self.engine.lists_generation  # noqa: B018 (the property checks the files)
         except Exception:
             logger.exception("safemedia: could not check the hash lists")
         finally:

@@ -198,9 +198,18 @@ class _Exchange:
         self.status = _status_code(status)
         if not self.status:
             return self._forward(None)  # not HTTP the policy can read: the server complains
-        plan = http.plan_response(
-            self.rq, self.status, http.headers_from_wsgi(headers), self.runtime.config
-        )
+        try:
+            plan = http.plan_response(
+                self.rq, self.status, http.headers_from_wsgi(headers), self.runtime.config
+            )
+        except Exception:  # headers a server would refuse too: fail closed, recorded
+            logger.exception("safemedia: unreadable response headers for %s", self.rq.request.url)
+            plan = ResponsePlan(
+                ResponseAction.UNINSPECTABLE,
+                self.status,
+                reason=Reason.UNDECODABLE,
+                detail="unreadable response headers",
+            )
         return self._enter(plan)
 
     def _write(self, data: bytes) -> None:

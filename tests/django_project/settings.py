@@ -7,6 +7,7 @@ the stand-in engine watching the test list and an in-memory recorder read at ``/
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from tests.apps.common import IMAGES
 
@@ -30,6 +31,9 @@ STATIC_ROOT = IMAGES
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 SAFEMEDIA_RUNTIME: str | None = "tests.apps.common.test_runtime"
+if os.environ.get("SMTEST_CONFIG"):  # nothing stood in: the real engine and store
+    SAFEMEDIA: Any = os.environ["SMTEST_CONFIG"]
+    SAFEMEDIA_RUNTIME = None
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from tests.django_project.settings import *  # noqa: F403
 
@@ -12,7 +11,6 @@ WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
 GZIP = "django.middleware.gzip.GZipMiddleware"
 
 variant = os.environ.get("SMTEST_CHECKS", "")
-SAFEMEDIA: dict[str, Any]
 if variant:
     SAFEMEDIA_RUNTIME = None
 if variant == "misordered":
