@@ -11,7 +11,8 @@ Measures (medians of interleaved rounds; figures go to docs/performance.md):
    3 MB JPEG (compared with the SHA-256 digest time of its body);
 2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
-   large JPEGs (verdict cache off, so every fetch is decoded and hashed);
+   large JPEGs (verdict cache off, so every fetch is decoded and hashed), and the same load on
+   the bare app as the baseline;
 4. 50 concurrent requests for one uncached image: how many scans were computed.
 """
 
@@ -232,17 +233,18 @@ async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[li
 
 
 def latency(assets: Path, seconds: float) -> dict[str, float]:
+    """p50/p99 of small requests, idle and under the image load, bare server and wrapped."""
     out: dict[str, float] = {}
-    with _uvicorn("bench.middleware_apps:uncached_server", assets) as server:
-        asyncio.run(_latency_under_load(server.port, 1.0, load=False))
-        idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
-        busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
-    for tag, values in (("idle", idle), ("busy", busy)):
-        values.sort()
-        out[f"{tag}_p50"] = values[len(values) // 2]
-        out[f"{tag}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
-        out[f"{tag}_n"] = float(len(values))
-    out["images_per_s"] = images / seconds
+    for tag, app in (("bare", "bare_server"), ("sm", "uncached_server")):
+        with _uvicorn(f"bench.middleware_apps:{app}", assets) as server:
+            asyncio.run(_latency_under_load(server.port, 1.0, load=False))
+            idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
+            busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
+        for phase, values in (("idle", idle), ("busy", busy)):
+            values.sort()
+            out[f"{tag}_{phase}_p50"] = values[len(values) // 2]
+            out[f"{tag}_{phase}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
+        out[f"{tag}_images_per_s"] = images / seconds
     return out
 
 
@@ -319,13 +321,28 @@ def main() -> int:
         ("uvicorn non-image: bare req/s", f"{tp['bare']:.0f}", ""),
         ("uvicorn non-image: wrapped req/s", f"{tp['wrapped']:.0f}", ""),
         ("uvicorn non-image: ratio", f"{tp['wrapped'] / tp['bare']:.3f}", ">= 0.95"),
-        ("small requests, idle server: p50 / p99", _ms(lat["idle_p50"], lat["idle_p99"]), ""),
         (
-            "small requests, 16 clients on large JPEGs: p50 / p99",
-            _ms(lat["busy_p50"], lat["busy_p99"]),
+            "small requests, idle, bare: p50 / p99",
+            _ms(lat["bare_idle_p50"], lat["bare_idle_p99"]),
+            "",
+        ),
+        (
+            "small requests, idle, safemedia: p50 / p99",
+            _ms(lat["sm_idle_p50"], lat["sm_idle_p99"]),
+            "",
+        ),
+        (
+            "small requests, 16 clients on large JPEGs, bare: p50 / p99",
+            _ms(lat["bare_busy_p50"], lat["bare_busy_p99"]),
+            "",
+        ),
+        (
+            "small requests, 16 clients on large JPEGs, safemedia: p50 / p99",
+            _ms(lat["sm_busy_p50"], lat["sm_busy_p99"]),
             "p99 < 50 ms",
         ),
-        ("large JPEGs scanned meanwhile", f"{lat['images_per_s']:.1f} /s", ""),
+        ("large JPEGs served meanwhile, bare", f"{lat['bare_images_per_s']:.1f} /s", ""),
+        ("large JPEGs scanned meanwhile, safemedia", f"{lat['sm_images_per_s']:.1f} /s", ""),
         (
             "50 concurrent requests, one uncached image",
             f"{sf['ok']} ok, {sf.get('computed', 0)} scan computed",
