@@ -41,6 +41,7 @@ from bench.middleware_apps import (  # noqa: E402
     make_assets,
     wrapped_app,
 )
+from safemedia.http import plan_response  # noqa: E402
 
 Message = MutableMapping[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -89,6 +90,30 @@ def _digest_time(body: bytes, n: int) -> float:
     return (time.perf_counter() - started) / n
 
 
+def _parts(wrapped: Any, body: bytes, rounds: int) -> dict[str, list[float]]:
+    """Where a cached image's added time goes: the check itself, and the worker-thread hop."""
+    runtime = wrapped.runtime
+    headers = [(b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode())]
+    rq = runtime.plan_request("GET", "bench", "/small", "", [])
+    rp = plan_response(rq, 200, headers, runtime.config)
+    runtime.conclude(rq, rp, 200, headers, body)
+
+    async def hops(n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            await runtime.run_blocking(int)
+        return (time.perf_counter() - started) / n
+
+    out: dict[str, list[float]] = {"conclude": [], "hop": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(200):
+            runtime.conclude(rq, rp, 200, headers, body)
+        out["conclude"].append((time.perf_counter() - started) / 200)
+        out["hop"].append(asyncio.run(hops(200)))
+    return out
+
+
 def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
     """Median seconds per call, bare and wrapped, interleaved; digest times in the same rounds."""
     bare = bare_app(assets)
@@ -116,6 +141,7 @@ def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
         return out
 
     samples = asyncio.run(run())
+    samples.update(_parts(wrapped, bodies["small"], rounds))
     med = {k: statistics.median(v) for k, v in samples.items()}
     for kind, body in bodies.items():
         med[f"{kind}_bytes"] = float(len(body))
@@ -318,6 +344,12 @@ def main() -> int:
             (f"cached {size} JPEG: added minus digest", f"{added - digest:+.0f} us", "<= 100 us"),
         ]
     rows += [
+        (
+            f"cached {ip['small_bytes'] / 1e6:.2f} MB JPEG: Runtime.conclude, no thread hop",
+            f"{ip['conclude'] * us:.0f} us",
+            "",
+        ),
+        ("one hop to the worker pool and back", f"{ip['hop'] * us:.0f} us", ""),
         ("uvicorn non-image: bare req/s", f"{tp['bare']:.0f}", ""),
         ("uvicorn non-image: wrapped req/s", f"{tp['wrapped']:.0f}", ""),
         ("uvicorn non-image: ratio", f"{tp['wrapped'] / tp['bare']:.3f}", ">= 0.95"),
