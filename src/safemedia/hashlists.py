@@ -349,9 +349,15 @@ class ListSet:
         return sum(t.index.memory_bytes + t.list_of.nbytes for t in tables)
 
     def lookup(
-        self, algorithm: str, queries: Sequence[bytes], distance_for: Callable[[ListConfig], int]
+        self,
+        algorithm: str,
+        queries: Sequence[bytes],
+        distance_for: Callable[[ListConfig], int],
+        *,
+        best_only: bool = False,
     ) -> list[Found]:
-        """Entries within each list's distance (``distance_for(list)``) of any query."""
+        """Entries within each list's distance (``distance_for(list)``) of any query, by query
+        then distance; ``best_only``: only the nearest entry for each query."""
         table = self._tables.get(algorithm)
         if table is None or not queries:
             return []
@@ -359,7 +365,10 @@ class ListSet:
         for n in table.lists:
             limits[n] = distance_for(self.lists[n])
         hits = _search(table, algorithm, queries, int(limits.max()))
-        keep = hits.distance <= limits[table.list_of[hits.row]]
+        keep = np.nonzero(hits.distance <= limits[table.list_of[hits.row]])[0]
+        if best_only:  # hits are sorted by query, then distance: keep each query's first
+            _, first = np.unique(hits.query[keep], return_index=True)
+            keep = keep[first]
         out = []
         for q, r, d in zip(hits.query[keep], hits.row[keep], hits.distance[keep], strict=True):
             config = self.lists[int(table.list_of[r])]
