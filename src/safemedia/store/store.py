@@ -63,8 +63,11 @@ def open_store(config: Config, *, pragmas: Sequence[str] = ()) -> Store:
     path = store_path(config)
     db = Database(path, pragmas=pragmas)
     db.write(lambda conn: migrate(conn, label=db.label), what="migrate the schema")
-    if config.store == DEFAULT_STORE:
-        logger.warning("safemedia: no store configured; state is kept in %s", db.label)
+    if config.store == DEFAULT_STORE or db.label.endswith("/" + DEFAULT_STORE.rpartition("/")[2]):
+        logger.warning(
+            "safemedia: no store configured; state is kept in %s (set 'store' to choose)",
+            db.label,
+        )
     else:
         logger.info("safemedia: state is kept in %s", db.label)
     return Store(db, config)
