@@ -187,3 +187,18 @@ def test_allow_lists_are_indexed_separately(tmp_path: Path) -> None:
     assert lists.allowed("sha256", bytes.fromhex("ab" * 32)) == 0
     assert lists.allowed("pdq", b"\x01" + bytes(31), 3) == 1
     assert lists.allowed("pdq", bytes.fromhex(PDQ_A), 3) is None
+
+
+def test_lookup_can_keep_only_the_nearest_entry_per_query(tmp_path: Path) -> None:
+    base = bytes.fromhex(PDQ_A)
+    lines = [f"pdq {(bytes([base[0] ^ (0xFF >> k)]) + base[1:]).hex()} {k}" for k in range(8)]
+    f = write(tmp_path / "near.txt", "\n".join(lines) + "\n")
+    lists = ListManager(Config(hash_lists=(ListConfig(path=f),))).current()
+    query = bytes([base[0] ^ 0x0F]) + base[1:]  # entry "4" exactly
+    far = bytes(32)
+    found = lists.lookup("pdq", [far, query], lambda _c: 31)
+    assert len(found) == 8
+    assert [f.query for f in found] == [1] * 8
+    assert [f.distance for f in found] == sorted(f.distance for f in found)
+    best = lists.lookup("pdq", [far, query], lambda _c: 31, best_only=True)
+    assert [(b.query, b.entry_id, b.distance) for b in best] == [(1, "4", 0)]

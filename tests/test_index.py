@@ -129,7 +129,7 @@ def cases(draw: st.DrawFn) -> tuple[list[bytes], list[bytes], int]:
     return rows, queries, distance
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cases())
 def test_index_matches_brute_force_on_random_lists(
     case: tuple[list[bytes], list[bytes], int],

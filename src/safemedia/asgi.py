@@ -35,6 +35,7 @@ from safemedia.http import (
     conservative_plan,
     plan_after_sniff,
     plan_response,
+    sniff_needs_more,
 )
 from safemedia.runtime import Runtime
 from safemedia.verdict import Reason
@@ -153,7 +154,11 @@ class _Responder:
     async def _on_start(self, message: Message) -> None:
         try:
             plan = plan_response(
-                self.rq, message["status"], message.get("headers") or [], self.runtime.config
+                self.rq,
+                message["status"],
+                message.get("headers") or [],
+                self.runtime.config,
+                sniff_labelled=True,
             )
         except Exception:
             logger.exception("safemedia: error planning %s", self.rq.request.url)
@@ -186,7 +191,7 @@ class _Responder:
         plan = self.plan
         assert plan is not None
         if plan.action is ResponseAction.SNIFF:
-            if more and self.buffer.size < SNIFF_BYTES:
+            if more and sniff_needs_more(plan, self.buffer.value()):
                 return
             plan = self.plan = plan_after_sniff(plan, self.buffer.value())
             if plan.action is ResponseAction.PASS:

@@ -36,7 +36,7 @@ logger = logging.getLogger("safemedia")
 
 ALLOW_RADIUS_DIVISOR = 4
 """A perceptual allow-list entry suppresses a match when the image's hash is within a quarter of
-the algorithm's default distance of it (PDQ 7, pHash 2, dHash 1 bits) *and* closer to it than to
+the algorithm's default distance of it (PDQ 7, pHash 1, dHash 1 bits) *and* closer to it than to
 the listed entry. A listed image then stays detectable: it is near the listed hash, so (by the
 triangle inequality) it is far from an allow-listed false positive that sits at the edge of it."""
 
@@ -306,7 +306,10 @@ class Engine:
                     return c.distance
                 return self._config.distance_for(name, SIGNALS[name].default_distance)
 
-            found = lists.lookup(algorithm, [q.value for q in mine], distance_for)
+            # The nearest entry per query is enough: a query whose nearest entry is suppressed by
+            # the allow-list (allowed distance < its distance) has every other entry suppressed.
+            values = [q.value for q in mine]
+            found = lists.lookup(algorithm, values, distance_for, best_only=True)
             for f in sorted(found, key=lambda f: (f.distance, mine[f.query].frame)):
                 query = mine[f.query]
                 allowed = lists.allowed(algorithm, query.value, radius)

@@ -166,16 +166,17 @@ def parse_text(
         return out.finish(digest)
     lines = text.splitlines()
     lengths = {name: spec.hex_length for name, spec in SIGNALS.items()}
+    fast = out.fast
     for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
+        parts = raw.split(None, 2)
+        if not parts:
             continue
-        parts = line.split(None, 2)
         # fast path: "algorithm hex [id]" in lower case, well formed
         length = lengths.get(parts[0])
         if length is not None and len(parts) > 1 and len(parts[1]) == length:
-            out.fast(lineno, parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+            fast(lineno, parts[0], parts[1], parts[2].rstrip() if len(parts) > 2 else "")
             continue
+        line = raw.strip()
         if line.startswith("#"):
             header = line[1:].strip()
             if header.lower().startswith(ALGORITHM_HEADER):
@@ -349,9 +350,15 @@ class ListSet:
         return sum(t.index.memory_bytes + t.list_of.nbytes for t in tables)
 
     def lookup(
-        self, algorithm: str, queries: Sequence[bytes], distance_for: Callable[[ListConfig], int]
+        self,
+        algorithm: str,
+        queries: Sequence[bytes],
+        distance_for: Callable[[ListConfig], int],
+        *,
+        best_only: bool = False,
     ) -> list[Found]:
-        """Entries within each list's distance (``distance_for(list)``) of any query."""
+        """Entries within each list's distance (``distance_for(list)``) of any query, by query
+        then distance; ``best_only``: only the nearest entry for each query."""
         table = self._tables.get(algorithm)
         if table is None or not queries:
             return []
@@ -359,7 +366,10 @@ class ListSet:
         for n in table.lists:
             limits[n] = distance_for(self.lists[n])
         hits = _search(table, algorithm, queries, int(limits.max()))
-        keep = hits.distance <= limits[table.list_of[hits.row]]
+        keep = np.nonzero(hits.distance <= limits[table.list_of[hits.row]])[0]
+        if best_only:  # hits are sorted by query, then distance: keep each query's first
+            _, first = np.unique(hits.query[keep], return_index=True)
+            keep = keep[first]
         out = []
         for q, r, d in zip(hits.query[keep], hits.row[keep], hits.distance[keep], strict=True):
             config = self.lists[int(table.list_of[r])]

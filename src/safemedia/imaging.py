@@ -132,6 +132,9 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         if index:
             if fmt == "MPO":
                 break  # further MPO images are previews/stereo pairs that browsers never show
+            if frames[-1] is im:  # seeking reuses the image: keep the previous frame's pixels
+                frames[-1] = im.copy()
+                frames[-1].info = dict(im.info)
             try:
                 im.seek(index)
             except (EOFError, ValueError):  # no more frames ("cannot seek" when single-frame)
@@ -372,10 +375,13 @@ def _load(im: Image.Image) -> None:
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits."""
+    """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits.
+
+    An image that is RGB already is returned as it is (not copied).
+    """
     mode = im.mode
     if mode == "RGB":
-        return im.copy()
+        return im
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return _scaled_to_rgb(im)
     if mode == "La":

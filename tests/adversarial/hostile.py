@@ -184,17 +184,31 @@ def png_claiming(width: int, height: int, *, colour_type: int = 2, idat: bytes =
 
 
 def zeros_deflated(total: int, *, wbits: int = zlib.MAX_WBITS) -> bytes:
-    """``total`` zero bytes deflated (zlib; gzip with ``wbits=31``), never all held at once."""
-    comp = zlib.compressobj(9, zlib.DEFLATED, wbits)
-    block = b"\x00" * (1 << 20)
-    parts: list[bytes] = []
-    left = total
-    while left > 0:
-        take = min(left, len(block))
-        parts.append(comp.compress(block[:take]))
-        left -= take
-    parts.append(comp.flush())
-    return b"".join(parts)
+    """``total`` zero bytes deflated (zlib; gzip with ``wbits=31``), never all held at once.
+
+    Fast: one 1 MiB block is compressed after a full flush (which resets the compressor), so its
+    output is the same every time and is repeated; only the checksum walks all the bytes.
+    """
+    block = 1 << 20
+    whole, rest = divmod(total, block)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = b"\x00" * block
+    steady = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    again = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    assert again == steady
+    body = steady * whole + comp.compress(b"\x00" * rest) + comp.flush()
+    if wbits == 31:
+        crc = 0
+        for _ in range(whole):
+            crc = zlib.crc32(zeros, crc)
+        crc = zlib.crc32(b"\x00" * rest, crc)
+        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        return header + body + struct.pack("<II", crc, total & 0xFFFFFFFF)
+    adler = 1
+    for _ in range(whole):
+        adler = zlib.adler32(zeros, adler)
+    adler = zlib.adler32(b"\x00" * rest, adler)
+    return b"\x78\xda" + body + struct.pack(">I", adler)
 
 
 def png_zlib_bomb(width: int, height: int) -> bytes:

@@ -16,10 +16,8 @@ import pytest
 
 from tests.adversarial.evidence import env_int, record
 from tests.adversarial.hostile import seed_files
-from tests.adversarial.scanproc import run_job
+from tests.adversarial.scanproc import MAX_PEAK_KIB, MAX_SECONDS, run_job
 
-MAX_SECONDS = 2.0
-MAX_PEAK_KIB = 512 * 1024
 REGRESSIONS = Path(__file__).resolve().parent.parent / "fixtures" / "regressions"
 
 
@@ -73,6 +71,7 @@ def test_no_mutated_image_escapes_scan_or_its_time_and_memory_bounds(tmp_path: P
             "wall_seconds": round(float(report["wall_seconds"]), 1),
             "verdicts": report["kinds"],
             "escaped": len(report["escaped"]),
+            "over_bounds": report["over_bounds"][:20],
         },
     )
     assert report["escaped"] == [], (
@@ -83,14 +82,42 @@ def test_no_mutated_image_escapes_scan_or_its_time_and_memory_bounds(tmp_path: P
     assert int(report["max_peak_kib"]) < MAX_PEAK_KIB, report["biggest"]
 
 
-def test_every_regression_fixture_gets_a_verdict_within_bounds(tmp_path: Path) -> None:
-    files = {p.name: str(p) for p in sorted(REGRESSIONS.glob("*.bin"))}
-    if not files:
-        pytest.skip("no regression fixtures recorded yet")
-    report = run_job(
-        {"mode": "files", "files": files, "config": {"store": "memory:"}}, tmp_path, timeout=120
-    )
+LONG = os.environ.get("ADVERSARIAL_LONG") == "1"
+
+# Fixtures whose bound is still broken on main: each a finding reported to the code's owner.
+# They are expensive while open, so CI skips them; ``scripts/fuzz`` (ADVERSARIAL_LONG=1) runs them
+# as xfail (XPASS once fixed: then delete the entry).
+OPEN_FINDINGS = {
+    "png-16bit-height-claims-2097182-rows.bin": (
+        "118-byte 16-bit PNG claiming 40x2097182 (83.9 MP, under the caps), zlib stream ended "
+        "early: imaging.to_rgb scales 16-bit frames with float64 at full resolution and PDQ "
+        "hashes all 84 MP: ~40 s and ~2.7 GB, verdict clean"
+    ),
+}
+
+
+def _fixtures() -> list[Any]:
+    out: list[Any] = []
+    for path in sorted(REGRESSIONS.glob("*.bin")):
+        reason = OPEN_FINDINGS.get(path.name)
+        if reason is None:
+            out.append(path)
+            continue
+        marks = [
+            pytest.mark.xfail(reason=f"open finding: {reason}", strict=False),
+            pytest.mark.skipif(
+                not LONG, reason=f"open finding (ADVERSARIAL_LONG=1 runs it): {reason}"
+            ),
+        ]
+        out.append(pytest.param(path, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("fixture", _fixtures(), ids=lambda p: getattr(p, "name", str(p)))
+def test_regression_fixture_gets_a_verdict_within_bounds(tmp_path: Path, fixture: Path) -> None:
+    job = {"mode": "files", "files": {fixture.name: str(fixture)}, "config": {"store": "memory:"}}
+    report = run_job(job, tmp_path, timeout=300)
     assert "error" not in report, _explain(report)
     assert report["escaped"] == []
-    assert float(report["max_seconds"]) < MAX_SECONDS, report["slowest"]
-    assert int(report["max_peak_kib"]) < MAX_PEAK_KIB, report["biggest"]
+    assert float(report["max_seconds"]) < MAX_SECONDS, report["results"]
+    assert int(report["max_peak_kib"]) < MAX_PEAK_KIB, report["results"]

@@ -2,7 +2,7 @@
 
 A bounded mix (pages, 50 distinct clean images, the listed ones) from many concurrent clients on
 127.0.0.1, under uvicorn (Starlette app) and gunicorn (Flask app, gthread), 3 workers each.
-CI sends ``ADVERSARIAL_LOAD_REQUESTS`` (default 1,200) per server; ``scripts/load`` sends 30,000.
+CI sends ``ADVERSARIAL_LOAD_REQUESTS`` (default 1,200) per server; ``scripts/load`` sends 10,000.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from safemedia.runtime import Runtime
 from tests.adversarial.apps import content
 
 runtime = Runtime()  # Config.load(): $SAFEMEDIA_CONFIG
+content.bomb()  # made before serving, so a timed request measures only safemedia's refusal
 
 
 def _response(body: bytes, media_type: str | None, **headers: str) -> Response:

@@ -10,6 +10,7 @@ from tests.adversarial.apps import content
 
 app = Flask(__name__, static_folder=None)
 runtime = Runtime()  # Config.load(): $SAFEMEDIA_CONFIG
+content.bomb()  # made before serving, so a timed request measures only safemedia's refusal
 SafeMedia(app, runtime=runtime)
 
 
