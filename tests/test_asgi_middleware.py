@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from safemedia import Config
@@ -19,8 +18,8 @@ from safemedia.events import Action, Detection
 from safemedia.runtime import Runtime
 from safemedia.verdict import Reason, Verdict
 from tests.asgi_driver import Message, call, http_scope
+from tests.listed import with_list
 from tests.recording import MemoryRecorder
-from tests.standin_engine import StandInEngine
 from tests.synthetic import jpeg, png
 
 LISTED = jpeg(1)
@@ -28,9 +27,8 @@ CLEAN = png(2)
 
 
 def runtime(config: Config | None = None, recorder: Any = None, **kwargs: Any) -> Runtime:
-    config = config or Config(max_body_bytes=50_000)
-    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
-    return Runtime(config, engine=engine, recorder=recorder or MemoryRecorder(), **kwargs)
+    config = with_list(config or Config(max_body_bytes=50_000), LISTED)
+    return Runtime(config, recorder=recorder or MemoryRecorder(), **kwargs)
 
 
 def raw_app(body: bytes, content_type: bytes = b"image/jpeg", chunks: int = 3) -> Any:
@@ -205,3 +203,17 @@ def test_block_status_and_body_are_configurable() -> None:
     rt = runtime(Config(block_status=403, block_body="<p>gone</p>"))
     result = call(SafeMediaMiddleware(raw_app(LISTED), runtime=rt), "/x.jpg")
     assert (result.status, result.body) == (403, b"<p>gone</p>")
+
+
+def test_add_middleware_with_a_config_builds_engine_and_store() -> None:
+    async def listed(request: Any) -> Response:
+        return Response(LISTED, media_type="image/jpeg")
+
+    async def clean(request: Any) -> Response:
+        return Response(CLEAN, media_type="image/png")
+
+    app = Starlette(routes=[Route("/x.jpg", listed), Route("/ok.png", clean)])
+    app.add_middleware(SafeMediaMiddleware, config=with_list(Config(store="memory:"), LISTED))
+    assert call(app, "/x.jpg").status == 451
+    assert call(app, "/x.jpg", "HEAD").status == 451  # blocked in the store now
+    assert call(app, "/ok.png").body == CLEAN

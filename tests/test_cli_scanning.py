@@ -155,3 +155,31 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     record = json.loads(done.stdout)
     assert (record["verdict"], record["algorithm"], record["entry_id"]) == ("MATCH", "md5", "x")
+
+
+def test_match_reads_lists_and_settings_from_a_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = make_list(tmp_path, capsys)
+    config = tmp_path / "safemedia.toml"
+    config.write_text(
+        "[safemedia]\n"
+        f'hash_lists = [{{ path = "{listed.name}", name = "from-config", distance = 4 }}]\n'
+    )
+    near = str(MODS / "blur-a-lot.jpg")  # 4 bits from the listed original
+    far = str(MODS / "sharpen-a-lot.jpg")  # 12 bits: beyond this list's distance
+    status, out, _ = run(capsys, "match", "--config", str(config), "--json", near, far)
+    assert status == 1
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["verdict"], r["list"]) for r in records] == [
+        ("MATCH", "from-config"),
+        ("CLEAN", None),
+    ]
+
+
+def test_hash_full_resolution_gives_the_reference_pdq(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = json.loads((MODS.parent.parent / "expected.json").read_text())
+    reference = expected["full_resolution"]["hashes"]["bridge-mods/aaa-orig.jpg"]
+    status, out, _ = run(capsys, "hash", "--full-resolution", str(MODS / "aaa-orig.jpg"))
+    assert status == 0
+    assert out.split()[1] == reference

@@ -236,3 +236,14 @@ def test_lists_generation_notices_a_change_without_a_scan(tmp_path: Path) -> Non
     f.write_text(f"# algorithm: md5\n{'0' * 32}\n", encoding="utf-8")
     assert engine.lists_generation != before
     assert engine.stats()["scans"] == 0
+
+
+def test_phash_lists_match_when_phash_is_configured(tmp_path: Path) -> None:
+    frame = decode(BRIDGE, max_pixels=10**8, max_frames=1).frames[0]
+    listed = hash_image("phash", frame).value.hex()
+    engine = engine_with(tmp_path, f"phash {listed} own-upload\n", algorithms=("pdq", "phash"))
+    verdict = engine.scan(SHARPENED)
+    assert verdict.match is not None
+    assert (verdict.match.algorithm, verdict.match.entry_id) == ("phash", "own-upload")
+    assert verdict.match.distance <= 8
+    assert engine_with(tmp_path, f"phash {listed}\n").scan(SHARPENED).is_clean  # pdq only

@@ -21,6 +21,7 @@ from safemedia.http import (
     plan_request,
     plan_response,
     sniff_image,
+    sniff_needs_more,
     tag_etag,
 )
 from safemedia.verdict import Reason, Verdict, VerdictKind
@@ -98,7 +99,9 @@ def test_environ_helpers_strip_and_set() -> None:
 
 
 def response(headers: list[tuple[bytes, bytes]], status: int = 200, method: str = "GET"):  # type: ignore[no-untyped-def]
-    return plan_response(plan("/x", [], method=method), status, headers, CONFIG)
+    return plan_response(
+        plan("/x", [], method=method), status, headers, CONFIG, sniff_labelled=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,9 +109,10 @@ def response(headers: list[tuple[bytes, bytes]], status: int = 200, method: str 
     [
         (b"image/jpeg", ResponseAction.INSPECT),
         (b"IMAGE/PNG; q=1", ResponseAction.INSPECT),
-        (b"image/svg+xml", ResponseAction.PASS),
-        (b"text/html; charset=utf-8", ResponseAction.PASS),
+        (b"image/svg+xml", ResponseAction.SNIFF),
+        (b"text/html; charset=utf-8", ResponseAction.SNIFF),
         (b"application/octet-stream", ResponseAction.SNIFF),
+        (b"text/event-stream", ResponseAction.PASS),
     ],
 )
 def test_responses_are_classified_by_content_type(content_type: bytes, action: object) -> None:
@@ -121,6 +125,34 @@ def test_missing_content_type_is_sniffed_for_magic_bytes() -> None:
     assert plan_after_sniff(rp, jpeg(1)[:32]).action is ResponseAction.INSPECT
     assert plan_after_sniff(rp, png(1)[:32]).action is ResponseAction.INSPECT
     assert plan_after_sniff(rp, b"PK\x03\x04 zip").action is ResponseAction.PASS
+
+
+def test_labelled_non_images_pass_unsniffed_unless_asked() -> None:
+    rq = plan("/x", [])
+    assert plan_response(rq, 200, [(b"content-type", b"text/plain")], CONFIG).action is (
+        ResponseAction.PASS
+    )
+
+
+def test_image_bytes_under_a_text_label_are_inspected() -> None:
+    rp = response([(b"content-type", b"text/plain")])
+    assert plan_after_sniff(rp, jpeg(1)[:32]).action is ResponseAction.INSPECT
+    assert plan_after_sniff(rp, b"<!doctype html><html>").action is ResponseAction.PASS
+
+
+def test_a_labelled_body_in_an_unknown_encoding_passes_but_a_generic_one_does_not() -> None:
+    br = (b"content-encoding", b"br")
+    assert response([(b"content-type", b"text/css"), br]).action is ResponseAction.PASS
+    assert response([br]).reason is Reason.UNKNOWN_ENCODING
+
+
+def test_a_short_first_chunk_is_held_only_while_it_could_start_an_image() -> None:
+    rp = response([(b"content-type", b"text/plain")])
+    assert not sniff_needs_more(rp, b"first chunk\n")
+    assert sniff_needs_more(rp, b"\xff\xd8")
+    assert sniff_needs_more(rp, b"RIFF\x00\x00")
+    assert sniff_needs_more(rp, b"\x00\x00\x00\x18ftypmp")
+    assert not sniff_needs_more(rp, b"\x00" * 40)
 
 
 def test_sniffing_sees_through_gzip() -> None:
@@ -137,6 +169,8 @@ def test_sniffs_avif_and_webp_but_not_mp4() -> None:
 def test_partial_image_is_uninspectable() -> None:
     rp = response([(b"content-type", b"image/jpeg")], status=206)
     assert (rp.action, rp.reason) == (ResponseAction.UNINSPECTABLE, Reason.PARTIAL_CONTENT)
+    labelled = response([(b"content-type", b"text/plain")], status=206)
+    assert plan_after_sniff(labelled, jpeg(1)[:32]).reason is Reason.PARTIAL_CONTENT
 
 
 def test_unknown_encoding_is_uninspectable() -> None:

@@ -304,3 +304,19 @@ def test_random_corruption_never_raises_anything_but_decode_error(seed: int) -> 
     except DecodeError as exc:
         reason = exc.reason
     assert reason is None or isinstance(reason, Reason)
+
+
+def test_very_long_sixteen_bit_png_is_reduced_along_its_long_axis_only() -> None:
+    width, height = 40, 400_000  # 16 MP, one thin strip: PDQ's window is 1 pixel across
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    rows = zlib.compress(bytes(height * (1 + 2 * width)), 9)
+    body = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", rows)
+        + png_chunk(b"IEND", b"")
+    )
+    frame = decoded(body).frames[0]
+    assert frame.mode == "RGB"
+    assert frame.width == width
+    assert frame.height <= height // 512

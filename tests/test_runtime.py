@@ -15,8 +15,8 @@ from safemedia.http import Headers, plan_response
 from safemedia.runtime import Runtime
 from safemedia.store import open_store
 from safemedia.verdict import Reason
+from tests.listed import with_list
 from tests.recording import MemoryRecorder
-from tests.standin_engine import StandInEngine
 from tests.synthetic import jpeg
 
 LISTED = jpeg(1)
@@ -27,8 +27,7 @@ IMAGE: Headers = [(b"content-type", b"image/jpeg")]
 def make(config: Config | None = None, **kwargs: object) -> tuple[Runtime, MemoryRecorder]:
     config = config or Config()
     recorder = MemoryRecorder()
-    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
-    return Runtime(config, engine=engine, recorder=recorder, **kwargs), recorder  # type: ignore[arg-type]
+    return Runtime(with_list(config, LISTED), recorder=recorder, **kwargs), recorder  # type: ignore[arg-type]
 
 
 def conclude(runtime: Runtime, body: bytes, headers: Headers = IMAGE):  # type: ignore[no-untyped-def]
@@ -60,7 +59,8 @@ def test_a_clean_image_passes_byte_identical_and_is_not_recorded() -> None:
 def test_uninspectable_is_blocked_unless_its_reason_is_allowed() -> None:
     runtime, recorder = make()
     assert conclude(runtime, b"\xff\xd8\xffnot really").blocked
-    allowing, recorder2 = make(Config(allow_uninspectable=frozenset({Reason.UNDECODABLE})))
+    allowed = frozenset({Reason.UNDECODABLE, Reason.TRUNCATED})
+    allowing, recorder2 = make(Config(allow_uninspectable=allowed))
     assert not conclude(allowing, b"\xff\xd8\xffnot really").blocked
     assert [d.action for d in recorder.detections + recorder2.detections] == [
         Action.BLOCKED,
@@ -95,8 +95,7 @@ def test_a_bad_on_detection_path_stops_start_up_naming_the_key() -> None:
 
 def test_without_a_recorder_the_runtime_records_into_the_durable_store(tmp_path: Path) -> None:
     config = Config(store=f"sqlite:///{tmp_path / 'state.db'}")
-    engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
-    runtime = Runtime(config, engine=engine)
+    runtime = Runtime(with_list(config, LISTED))
     try:
         assert conclude(runtime, LISTED).blocked
         assert runtime.plan_request("GET", "h", "/p.jpg", "", []).blocked

@@ -36,7 +36,7 @@ logger = logging.getLogger("safemedia")
 
 ALLOW_RADIUS_DIVISOR = 4
 """A perceptual allow-list entry suppresses a match when the image's hash is within a quarter of
-the algorithm's default distance of it (PDQ 7, pHash 2, dHash 1 bits) *and* closer to it than to
+the algorithm's default distance of it (PDQ 7, pHash 1, dHash 1 bits) *and* closer to it than to
 the listed entry. A listed image then stays detectable: it is near the listed hash, so (by the
 triangle inequality) it is far from an allow-listed false positive that sits at the edge of it."""
 

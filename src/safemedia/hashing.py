@@ -52,21 +52,25 @@ class Reduction:
     """How a frame was reduced: ``scale`` x ``scale`` blocks of a ``full_size`` (w, h) image.
 
     ``reversed_x`` / ``reversed_y``: the blocks are aligned to the right / bottom edge (the frame
-    was mirrored or rotated after reduction, by its EXIF orientation).
+    was mirrored or rotated after reduction, by its EXIF orientation). ``scale_y``, when set, is
+    the block height where it differs from the width ``scale``.
     """
 
     full_size: tuple[int, int]
     scale: int
     reversed_x: bool = False
     reversed_y: bool = False
+    scale_y: int = 0
+
+    @property
+    def scales(self) -> tuple[int, int]:
+        """Block (width, height)."""
+        return self.scale, self.scale_y or self.scale
 
     def fits(self, image: Image.Image) -> bool:
         """Whether ``image`` has the size this reduction gives."""
-        width, height = self.full_size
-        return self.scale >= 1 and image.size == (
-            -(-width // self.scale),
-            -(-height // self.scale),
-        )
+        (width, height), (sx, sy) = self.full_size, self.scales
+        return sx >= 1 and sy >= 1 and image.size == (-(-width // sx), -(-height // sy))
 
 
 def hash_image(algorithm: str, image: Image.Image) -> ImageHash:
@@ -117,7 +121,7 @@ def hash_bytes(algorithm: str, body: bytes) -> bytes:
 
 def _reduction(image: Image.Image) -> Reduction | None:
     reduction = image.info.get(REDUCTION)
-    if isinstance(reduction, Reduction) and reduction.scale > 1 and reduction.fits(image):
+    if isinstance(reduction, Reduction) and max(reduction.scales) > 1 and reduction.fits(image):
         return reduction
     return None
 
@@ -128,7 +132,7 @@ def _pdq_reduced(
     return pdq_from_reduced(
         _rgb_array(image),
         reduction.full_size,
-        reduction.scale,
+        reduction.scales,
         reversed_axes=(reduction.reversed_x, reduction.reversed_y),
         dihedral=dihedral,
     )

@@ -166,16 +166,17 @@ def parse_text(
         return out.finish(digest)
     lines = text.splitlines()
     lengths = {name: spec.hex_length for name, spec in SIGNALS.items()}
+    fast = out.fast
     for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
+        parts = raw.split(None, 2)
+        if not parts:
             continue
-        parts = line.split(None, 2)
         # fast path: "algorithm hex [id]" in lower case, well formed
         length = lengths.get(parts[0])
         if length is not None and len(parts) > 1 and len(parts[1]) == length:
-            out.fast(lineno, parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+            fast(lineno, parts[0], parts[1], parts[2].rstrip() if len(parts) > 2 else "")
             continue
+        line = raw.strip()
         if line.startswith("#"):
             header = line[1:].strip()
             if header.lower().startswith(ALGORITHM_HEADER):

@@ -78,6 +78,7 @@ __all__ = [
     "plan_request",
     "plan_response",
     "sniff_image",
+    "sniff_needs_more",
     "tag_etag",
     "uninspectable_verdict",
 ]
@@ -144,6 +145,7 @@ _NOT_MODIFIED_KEEP = frozenset(
 )
 _DROP_WHEN_PASSED = frozenset({b"content-length", b"transfer-encoding", b"etag"})
 _DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
+_NEVER_SNIFFED = frozenset({b"text/event-stream"})
 _REQUEST_HEADERS = {b"range": 0, b"if-range": 0, b"if-none-match": 1, b"if-modified-since": 2}
 _ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
 _TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")
@@ -353,9 +355,9 @@ class ResponseAction(Enum):
     UNINSPECTABLE = "uninspectable"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponsePlan:
-    """The decision on a response's headers.
+    """The decision on a response's headers (treat as immutable: not frozen only for speed).
 
     ``headers``: for PASS, replacement headers to send instead of the original (a tagged 304),
     or None to send the original untouched. ``encodings``: content-codings to undo before
@@ -371,6 +373,7 @@ class ResponsePlan:
     limit: int = 0
     content_length: int | None = None
     headers: Headers | None = None
+    declared_non_image: bool = False
 
 
 _PASS = ResponsePlan(ResponseAction.PASS)
@@ -381,8 +384,22 @@ def is_image_content_type(media_type: bytes) -> bool:
     return media_type.startswith(b"image/") and not media_type.startswith(b"image/svg")
 
 
-def plan_response(rq: RequestPlan, status: int, headers: Headers, config: Config) -> ResponsePlan:
-    """Decide from the status and headers whether the body is passed, sniffed or inspected."""
+def plan_response(
+    rq: RequestPlan,
+    status: int,
+    headers: Headers,
+    config: Config,
+    *,
+    sniff_labelled: bool = False,
+) -> ResponsePlan:
+    """Decide from the status and headers whether the body is passed, sniffed or inspected.
+
+    ``image/*`` (not SVG) is inspected. A generic or missing type is sniffed strictly (a 206 or
+    an encoding that cannot be undone is uninspectable). With ``sniff_labelled`` every other
+    body is sniffed too, leniently (an encoding that cannot be undone passes), because a
+    browser shows image bytes in an ``<img>`` whatever their label; only ``text/event-stream``
+    passes unsniffed. The ASGI adapter sniffs labelled bodies.
+    """
     if status == 304:
         if rq.revalidated:
             return ResponsePlan(ResponseAction.PASS, status, headers=_tag_headers(headers, rq))
@@ -405,40 +422,55 @@ def plan_response(rq: RequestPlan, status: int, headers: Headers, config: Config
     if media_type is None:
         media_type = b""
     if is_image_content_type(media_type):
-        action = ResponseAction.INSPECT
+        action, declared = ResponseAction.INSPECT, False
     elif media_type in GENERIC_CONTENT_TYPES:
-        action = ResponseAction.SNIFF
-    else:
+        action, declared = ResponseAction.SNIFF, False
+    elif not sniff_labelled or media_type in _NEVER_SNIFFED:
         return _PASS
-    content_type = media_type.decode("latin-1") or None
-    base = ResponsePlan(action, status, content_type=content_type, limit=config.max_body_bytes)
-    if status == 206:
-        return replace(
-            base,
-            action=ResponseAction.UNINSPECTABLE,
-            reason=Reason.PARTIAL_CONTENT,
-            detail="206 partial content",
+    elif not coding:  # the common case, kept cheap: a labelled body, sniffed as it comes
+        return ResponsePlan(
+            ResponseAction.SNIFF, status, limit=config.max_body_bytes, declared_non_image=True
         )
-    encodings: list[str] = []
-    for part in coding.split(b","):
-        token = part.strip().lower()
-        if not token or token == b"identity":
-            continue
-        if token not in _DECODABLE:
-            return replace(
-                base,
-                action=ResponseAction.UNINSPECTABLE,
-                reason=Reason.UNKNOWN_ENCODING,
-                detail=f"content-encoding {token.decode('latin-1')!r}",
-            )
-        encodings.append(_DECODABLE[token])
+    else:
+        action, declared = ResponseAction.SNIFF, True
+    content_type = media_type.decode("latin-1") or None
+    encodings: tuple[str, ...] = ()
+    reason: Reason | None = None
+    detail = ""
+    if coding and coding != b"identity":
+        parsed = []
+        for part in coding.split(b","):
+            token = part.strip().lower()
+            if not token or token == b"identity":
+                continue
+            decodable = _DECODABLE.get(token)
+            if decodable is None:
+                if declared:  # a labelled, encoded non-image body that cannot be read
+                    return _PASS
+                reason = Reason.UNKNOWN_ENCODING
+                detail = f"content-encoding {token.decode('latin-1')!r}"
+                break
+            parsed.append(decodable)
+        encodings = tuple(parsed)
+    if reason is None and status == 206 and not declared:
+        reason, detail = Reason.PARTIAL_CONTENT, "206 partial content"
     content_length: int | None = None
     if length is not None:
         try:
             content_length = int(length.strip())
         except ValueError:
             content_length = None
-    plan = replace(base, encodings=tuple(encodings), content_length=content_length)
+    plan = ResponsePlan(
+        ResponseAction.UNINSPECTABLE if reason is not None else action,
+        status,
+        reason=reason,
+        detail=detail,
+        content_type=content_type,
+        encodings=encodings,
+        limit=config.max_body_bytes,
+        content_length=content_length,
+        declared_non_image=declared,
+    )
     if action is ResponseAction.INSPECT:
         return _check_length(plan)
     return plan
@@ -456,18 +488,74 @@ def _check_length(plan: ResponsePlan) -> ResponsePlan:
 
 
 def plan_after_sniff(plan: ResponsePlan, prefix: bytes) -> ResponsePlan:
-    """For a SNIFF plan: INSPECT (or UNINSPECTABLE) when ``prefix`` is an image, else PASS."""
+    """For a SNIFF plan: INSPECT (or UNINSPECTABLE) when ``prefix`` is an image, else PASS.
+
+    ``prefix`` is the body so far: at least :data:`SNIFF_BYTES`, or all of it, or less when
+    :func:`sniff_needs_more` says it already cannot start an image.
+    """
     if plan.action is not ResponseAction.SNIFF:
         return plan
-    head = prefix[:SNIFF_BYTES]
-    if plan.encodings:
-        try:
-            head = decode_for_scan(prefix, plan.encodings, SNIFF_BYTES, partial=True)
-        except UninspectableError:
-            head = b""
+    head = _sniff_head(prefix, plan)
     if not sniff_image(head):
         return _PASS
+    if plan.status == 206:
+        return replace(
+            plan,
+            action=ResponseAction.UNINSPECTABLE,
+            reason=Reason.PARTIAL_CONTENT,
+            detail="206 partial content",
+        )
     return _check_length(replace(plan, action=ResponseAction.INSPECT))
+
+
+def sniff_needs_more(plan: ResponsePlan, prefix: bytes) -> bool:
+    """Whether a SNIFF plan must see more than ``prefix`` (an incomplete first chunk).
+
+    False as soon as ``prefix`` has :data:`SNIFF_BYTES` or cannot be the start of an image,
+    so a streamed text response is never held back waiting for a second chunk.
+    """
+    if len(prefix) >= SNIFF_BYTES:
+        return False
+    return _could_start_image(_sniff_head(prefix, plan))
+
+
+def _sniff_head(prefix: bytes, plan: ResponsePlan) -> bytes:
+    if not plan.encodings:
+        return prefix[:SNIFF_BYTES]
+    try:
+        return decode_for_scan(prefix, plan.encodings, SNIFF_BYTES, partial=True)
+    except UninspectableError:
+        return b""
+
+
+_MAGIC = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",  # TIFF
+    b"MM\x00*",
+    b"\x00\x00\x01\x00",  # ICO
+    b"\x00\x00\x02\x00",  # CUR
+    b"\xff\x0a",  # JPEG XL codestream
+    b"\x00\x00\x00\x0cJXL \r\n\x87\n",
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000
+    b"8BPS",  # Photoshop
+    b"qoif",
+)
+
+
+def _could_start_image(head: bytes) -> bool:
+    """Whether some longer body starting with ``head`` could be an image (for short heads)."""
+    n = len(head)
+    if any(magic[:n] == head[: len(magic)] for magic in _MAGIC):
+        return True
+    if b"RIFF"[:n] == head[:4] and (n <= 8 or b"WEBP".startswith(head[8:12])):
+        return True
+    if n >= 8:
+        return head[4:8] == b"ftyp"  # brands follow, up to SNIFF_BYTES
+    return b"ftyp".startswith(head[4:8])
 
 
 _FTYP_IMAGE_BRANDS = frozenset(
@@ -477,24 +565,7 @@ _FTYP_IMAGE_BRANDS = frozenset(
 
 def sniff_image(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of a body) starts like a raster image."""
-    if head.startswith(
-        (
-            b"\xff\xd8\xff",  # JPEG
-            b"\x89PNG\r\n\x1a\n",
-            b"GIF87a",
-            b"GIF89a",
-            b"BM",
-            b"II*\x00",  # TIFF
-            b"MM\x00*",
-            b"\x00\x00\x01\x00",  # ICO
-            b"\x00\x00\x02\x00",  # CUR
-            b"\xff\x0a",  # JPEG XL codestream
-            b"\x00\x00\x00\x0cJXL \r\n\x87\n",
-            b"\x00\x00\x00\x0cjP  \r\n\x87\n",  # JPEG 2000
-            b"8BPS",  # Photoshop
-            b"qoif",
-        )
-    ):
+    if head.startswith(_MAGIC):
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safemedia.hashing import REDUCTION, Reduction
-from safemedia.pdq import faithful_scale
+from safemedia.pdq import faithful_scale, faithful_scales
 from safemedia.verdict import Reason
 
 __all__ = [
@@ -132,6 +132,9 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         if index:
             if fmt == "MPO":
                 break  # further MPO images are previews/stereo pairs that browsers never show
+            if frames[-1] is im:  # seeking reuses the image: keep the previous frame's pixels
+                frames[-1] = im.copy()
+                frames[-1].info = dict(im.info)
             try:
                 im.seek(index)
             except (EOFError, ValueError):  # no more frames ("cannot seek" when single-frame)
@@ -142,21 +145,29 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
                 )
             _check_pixels(*im.size, cap)
         _load(im)
-        frame = to_rgb(im)
-        if orientation:
-            frame = _transpose(frame, orientation)
-        if full_resolution:
-            total += frame.width * frame.height
-            if total > max_pixels:
-                raise DecodeError(
-                    Reason.TOO_MANY_PIXELS,
-                    f"{fmt} frames decode to more than {max_pixels} pixels in total",
-                )
-        elif drafted > 1:
-            frame.info[REDUCTION] = _drafted((width, height), drafted, orientation)
+        if full_resolution or drafted > 1:
+            frame = to_rgb(im)
+            if orientation:
+                frame = _transpose(frame, orientation)
+            if drafted > 1:
+                frame.info[REDUCTION] = _drafted((width, height), drafted, orientation)
+            else:
+                total += frame.width * frame.height
+                if total > max_pixels:
+                    raise DecodeError(
+                        Reason.TOO_MANY_PIXELS,
+                        f"{fmt} frames decode to more than {max_pixels} pixels in total",
+                    )
         else:
+            frame = _flatten(im, keep_grey=True)  # greyscale is reduced before it becomes RGB
+            if orientation:
+                frame = _transpose(frame, orientation)
             frame = _reduce(frame, total, max_pixels, max_frames)
             total += frame.width * frame.height
+            if frame.mode != "RGB":
+                info = frame.info
+                frame = frame.convert("RGB")
+                frame.info = info
         frames.append(frame)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
@@ -350,14 +361,15 @@ def _drafted(stored: tuple[int, int], scale: int, orientation: int) -> Reduction
 
 def _reduce(frame: Image.Image, total: int, max_pixels: int, max_frames: int) -> Image.Image:
     """Average ``frame`` over blocks as far as PDQ stays faithful, or further to bound memory."""
-    scale = faithful_scale(frame.width, frame.height)
+    scale_x, scale_y = faithful_scales(frame.width, frame.height)
     if total + frame.width * frame.height > max_pixels:
         per_frame = max(1, max_pixels // max_frames)
-        scale = max(scale, math.ceil(math.sqrt(frame.width * frame.height / per_frame)))
-    if scale == 1:
+        more = math.ceil(math.sqrt(frame.width * frame.height / (per_frame * scale_x * scale_y)))
+        scale_x, scale_y = scale_x * max(more, 1), scale_y * max(more, 1)
+    if scale_x == scale_y == 1:
         return frame
-    reduced = frame.reduce(scale)
-    reduced.info[REDUCTION] = Reduction(frame.size, scale)
+    reduced = frame.reduce((scale_x, scale_y))
+    reduced.info[REDUCTION] = Reduction(frame.size, scale_x, scale_y=scale_y)
     return reduced
 
 
@@ -372,12 +384,24 @@ def _load(im: Image.Image) -> None:
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits."""
+    """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits.
+
+    An image that is RGB already is returned as it is (not copied).
+    """
+    return _flatten(im, keep_grey=False)
+
+
+_GREY = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _flatten(im: Image.Image, *, keep_grey: bool) -> Image.Image:
+    """RGB, or with ``keep_grey`` "L" for greyscale modes (so they can be reduced first)."""
     mode = im.mode
-    if mode == "RGB":
-        return im.copy()
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return _scaled_to_rgb(im)
+    if mode == "RGB" or (keep_grey and mode == "L" and "transparency" not in im.info):
+        return im
+    if mode in _GREY[2:]:
+        grey = _scaled_to_grey(im)
+        return grey if keep_grey else grey.convert("RGB")
     if mode == "La":
         im = im.convert("LA")
         mode = "LA"
@@ -387,16 +411,32 @@ def to_rgb(im: Image.Image) -> Image.Image:
         out = Image.new("RGB", rgba.size, _WHITE)
         out.paste(rgba, mask=rgba.getchannel("A"))
         return out
+    if keep_grey and mode == "1":
+        return im.convert("L")
     return im.convert("RGB")
 
 
-def _scaled_to_rgb(im: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping."""
-    data = np.asarray(im, dtype=np.float64)
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        return Image.new("RGB", im.size, (0, 0, 0))
-    low, high = float(finite.min()), float(finite.max())
+def _scaled_to_grey(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping.
+
+    Works through the rows in slices of about a million pixels, so a frame at the pixel cap needs
+    little more memory than its own pixels.
+    """
+    data = np.asarray(im)
+    height = data.shape[0]
+    step = max(1, (1 << 20) // max(1, data.shape[1]))
+    floating = data.dtype.kind == "f"
+    lows, highs = [], []
+    for top in range(0, height, step):
+        part = data[top : top + step]
+        if floating:
+            part = part[np.isfinite(part)]
+        if part.size:
+            lows.append(float(part.min()))
+            highs.append(float(part.max()))
+    if not lows:
+        return Image.new("L", im.size, 0)
+    low, high = min(lows), max(highs)
     if im.mode == "F" and low >= 0.0 and high <= 1.0:
         scale, offset = 255.0, 0.0  # float in [0, 1]
     elif low >= 0.0 and high <= 255.0 and im.mode in ("I", "F"):
@@ -405,9 +445,13 @@ def _scaled_to_rgb(im: Image.Image) -> Image.Image:
         scale, offset = 255.0 / 65535.0, 0.0  # 16-bit
     else:
         scale, offset = 255.0 / (high - low or 1.0), -low  # anything else: stretch
-    data = np.nan_to_num(data, nan=0.0, posinf=high, neginf=low)
-    grey = np.clip(np.rint((data + offset) * scale), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, "L").convert("RGB")
+    out = np.empty(data.shape, dtype=np.uint8)
+    for top in range(0, height, step):
+        part = data[top : top + step].astype(np.float32)
+        if floating:
+            part = np.nan_to_num(part, nan=0.0, posinf=high, neginf=low)
+        out[top : top + step] = np.clip(np.rint((part + offset) * scale), 0, 255)
+    return Image.fromarray(out, "L")
 
 
 def _describe(exc: BaseException) -> str:

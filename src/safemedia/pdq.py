@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DIHEDRAL_NAMES", "faithful_scale", "pdq_from_reduced"]
+__all__ = ["DIHEDRAL_NAMES", "faithful_scale", "faithful_scales", "pdq_from_reduced"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _GRID = 64
@@ -64,6 +64,15 @@ def faithful_scale(width: int, height: int) -> int:
     return 1
 
 
+def faithful_scales(width: int, height: int) -> tuple[int, int]:
+    """Block (width, height) of a quarter of PDQ's window along each axis, for ``Image.reduce``.
+
+    PDQ's blur is separable, so each axis may be reduced by its own factor: a 40 x 2,000,000
+    image keeps its 40 columns and is averaged over 4096 rows.
+    """
+    return max(1, window(width) // 4), max(1, window(height) // 4)
+
+
 @dataclass(frozen=True, slots=True)
 class _Band:
     """Sparse rows of a 64 x n weight matrix: ``weights[k]`` applies to pixels ``index[k]``."""
@@ -74,7 +83,13 @@ class _Band:
 
 @lru_cache(maxsize=128)
 def _band(full: int, scale: int, reduced: int, reversed_: bool) -> _Band:
-    """The weights of the reduced pixels for PDQ's blurred 64-point grid along one axis."""
+    """The weights of the reduced pixels for PDQ's blurred 64-point grid along one axis.
+
+    Built row by row over each grid point's support only (about four windows wide), so the cost
+    does not grow with the image's length.
+    """
+    if -(-full // scale) != reduced:
+        raise ValueError(f"{reduced} pixels is not {full} reduced by {scale}")
     w = window(full)
     half = (w + 2) // 2
     index = np.arange(full)
@@ -82,35 +97,39 @@ def _band(full: int, scale: int, reduced: int, reversed_: bool) -> _Band:
     hi = np.minimum(index + half - 1, full - 1)
     inverse_count = 1.0 / (hi - lo + 1)
     samples = ((np.arange(_GRID) + 0.5) * full / _GRID).astype(np.int64)
-    # The second pass at sample k averages first-pass values m in [lo[k], hi[k]], each of which
-    # averages pixels in [lo[m], hi[m]]: add 1/(count_k*count_m) over each such run of pixels.
-    rows = np.concatenate(
-        [np.full(hi[k] - lo[k] + 1, r, dtype=np.int64) for r, k in enumerate(samples)]
-    )
-    m = np.concatenate([np.arange(lo[k], hi[k] + 1) for k in samples])
-    value = inverse_count[samples][rows] * inverse_count[m]
-    steps = np.zeros((_GRID, full + 1), dtype=np.float64)
-    np.add.at(steps, (rows, lo[m]), value)
-    np.add.at(steps, (rows, hi[m] + 1), -value)
-    dense = np.cumsum(steps[:, :full], axis=1)
-    dense[np.abs(dense) < 1e-12] = 0.0  # cancellation leftovers outside each row's support
-    if scale > 1:
-        if reversed_:  # the reduced image's blocks are aligned to the far end of this axis
-            dense = dense[:, ::-1]
-        dense = np.add.reduceat(dense, np.arange(0, full, scale), axis=1)
+    starts: list[int] = []
+    rows: list[NDArray[np.float64]] = []
+    for k in samples:
+        # The second pass at sample k averages first-pass values m in [lo[k], hi[k]], each of
+        # which averages pixels in [lo[m], hi[m]]: add 1/(count_k*count_m) over each such run.
+        m = np.arange(lo[k], hi[k] + 1)
+        first, last = int(lo[m[0]]), int(hi[m[-1]])
+        steps = np.zeros(last - first + 2)
+        value = inverse_count[k] * inverse_count[m]
+        np.add.at(steps, lo[m] - first, value)
+        np.add.at(steps, hi[m] + 1 - first, -value)
+        dense = np.cumsum(steps[:-1])
+        if reversed_:  # blocks aligned to the far end: work in mirrored coordinates
+            dense = dense[::-1]
+            first = full - 1 - last
+        # Sum the pixels of each block: pad to whole blocks, then fold.
+        block = first // scale
+        pad_front = first - block * scale
+        padded = np.concatenate([np.zeros(pad_front), dense])
+        padded = np.concatenate([padded, np.zeros(-len(padded) % scale)])
+        sums = padded.reshape(-1, scale).sum(axis=1)
         if reversed_:
-            dense = dense[:, ::-1]
-    if dense.shape[1] != reduced:
-        raise ValueError(f"{reduced} pixels is not {full} reduced by {scale}")
-    support = dense != 0
-    first = np.argmax(support, axis=1)
-    last = reduced - 1 - np.argmax(support[:, ::-1], axis=1)
-    width = int((last - first).max()) + 1
-    wanted = first[:, None] + np.arange(width)[None, :]
-    inside = wanted < reduced
-    clipped = np.minimum(wanted, reduced - 1)
-    weights = np.where(inside, np.take_along_axis(dense, clipped, axis=1), 0.0)
-    return _Band(clipped.astype(np.intp), weights.astype(np.float32))
+            sums = sums[::-1]
+            block = reduced - block - len(sums)
+        starts.append(block)
+        rows.append(sums)
+    width = max(len(r) for r in rows)
+    weights = np.zeros((_GRID, width))
+    positions = np.zeros((_GRID, width), dtype=np.intp)
+    for r, (start, sums) in enumerate(zip(starts, rows, strict=True)):
+        weights[r, : len(sums)] = sums
+        positions[r] = np.minimum(start + np.arange(width), reduced - 1)
+    return _Band(positions, weights.astype(np.float32))
 
 
 @lru_cache(maxsize=1)
@@ -125,13 +144,14 @@ def _dct() -> Floats:
 def pdq_from_reduced(
     rgb: NDArray[np.uint8],
     full_size: tuple[int, int],
-    scale: int,
+    scale: int | tuple[int, int],
     *,
     reversed_axes: tuple[bool, bool] = (False, False),
     dihedral: bool = False,
 ) -> tuple[list[bytes], int]:
     """PDQ of the full-size image that ``rgb`` (H x W x 3) is the ``scale``-reduced form of.
 
+    ``scale`` is the block size, or its (width, height).
     ``full_size`` is (width, height) at full resolution; ``reversed_axes`` says, per axis (x, y),
     whether the blocks are aligned to the far edge (the image was mirrored after reduction).
     Returns the hashes (the plain one, or all eight dihedral ones) and PDQ's quality.
@@ -140,8 +160,9 @@ def pdq_from_reduced(
     height, width = rgb.shape[0], rgb.shape[1]
     if full_w < _MIN_SIDE or full_h < _MIN_SIDE:
         return [bytes(32)] * (8 if dihedral else 1), 0
-    by = _band(full_h, scale, height, reversed_axes[1])
-    bx = _band(full_w, scale, width, reversed_axes[0])
+    scale_x, scale_y = (scale, scale) if isinstance(scale, int) else scale
+    by = _band(full_h, scale_y, height, reversed_axes[1])
+    bx = _band(full_w, scale_x, width, reversed_axes[0])
     # Blur-and-sample the rows first (each grid row reads only its band of image rows), in
     # float32 as PDQ does; no BLAS, whose threads stall on a busy machine.
     rows = np.einsum("kb,kbwc->kwc", by.weights, rgb[by.index], dtype=np.float32)

@@ -210,7 +210,7 @@ class Runtime:
 
     @property
     def lists_generation(self) -> int:
-        """The lists generation in force, without blocking (see :meth:`current_generation`)."""
+        """The lists generation in force (see :meth:`current_generation`)."""
         return self.current_generation(blocking=False)
 
     def current_generation(self, *, blocking: bool = True) -> int:

@@ -23,12 +23,15 @@ class SignalSpec:
         return self.bits // 4
 
 
+# Default distances, chosen from measurement (docs/matching.md, bench/bench_distances.py): PDQ's
+# published 31; pHash 6 and dHash 4 catch everyday re-encodes and resizes while staying below the
+# closest different photos seen (pHash 8, dHash 6).
 SIGNALS: dict[str, SignalSpec] = {
     spec.name: spec
     for spec in (
         SignalSpec("pdq", 256, 31, True),
-        SignalSpec("phash", 64, 8, True),
-        SignalSpec("dhash", 64, 6, True),
+        SignalSpec("phash", 64, 6, True),
+        SignalSpec("dhash", 64, 4, True),
         SignalSpec("md5", 128, 0, False),
         SignalSpec("sha1", 160, 0, False),
         SignalSpec("sha256", 256, 0, False),

@@ -8,9 +8,11 @@ expose at ``/_detections`` so tests can read it over HTTP.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from safemedia import Config
+from safemedia.config import ListConfig
 from safemedia.runtime import Runtime
 from tests.recording import MemoryRecorder
 from tests.standin_engine import StandInEngine
@@ -34,6 +36,12 @@ def test_runtime() -> Runtime:
     return Runtime(config, engine=engine, recorder=MemoryRecorder())
 
 
+def engine_runtime() -> Runtime:
+    """A runtime with the real engine (reloading ``list.txt``) and an in-memory recorder."""
+    config = replace(test_config(), hash_lists=(ListConfig(path=LIST, name="test"),))
+    return Runtime(config, recorder=MemoryRecorder())
+
+
 def detections_json(runtime: Runtime) -> list[dict[str, str | None]]:
     recorder = runtime.recorder
     assert isinstance(recorder, MemoryRecorder)
@@ -50,6 +58,10 @@ def detections_json(runtime: Runtime) -> list[dict[str, str | None]]:
 
 
 def decodes(runtime: Runtime) -> int:
+    """How many scans the engine computed (not answered from a cache or another flight)."""
     engine = runtime.engine
-    assert isinstance(engine, StandInEngine)
-    return engine.decodes
+    if isinstance(engine, StandInEngine):
+        return engine.decodes
+    stats = engine.stats()  # type: ignore[attr-defined]
+    computed: int = stats["scans"] - stats["cache_hits"] - stats["coalesced"] - stats["errors"]
+    return computed

@@ -6,9 +6,9 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from safemedia.asgi import SafeMediaMiddleware
-from tests.apps.common import IMAGES, decodes, detections_json, test_runtime
+from tests.apps.common import IMAGES, decodes, detections_json, engine_runtime
 
-runtime = test_runtime()
+runtime = engine_runtime()
 app = FastAPI()
 app.add_middleware(SafeMediaMiddleware, runtime=runtime)
 

@@ -22,9 +22,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from safemedia.asgi import SafeMediaMiddleware
-from tests.apps.common import IMAGES, decodes, detections_json, test_runtime
+from tests.apps.common import IMAGES, decodes, detections_json, engine_runtime
 
-runtime = test_runtime()
+runtime = engine_runtime()
 gate = asyncio.Event()
 
 
