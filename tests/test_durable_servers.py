@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,11 +46,13 @@ def images(tmp_path: Path) -> ImageSet:
     return images
 
 
-def site_config(tmp_path: Path, smtp_port: int) -> tuple[Path, Store]:
-    """A config file (store in tmp_path, SMTP on ``smtp_port``) and its store, address verified."""
+def site_config(tmp_path: Path, images: ImageSet, smtp_port: int) -> tuple[Path, Store]:
+    """A config file (the images' list, a store in tmp_path, SMTP on ``smtp_port``) and its
+    store, with the alert address verified."""
     path = tmp_path / "safemedia.toml"
     path.write_text(
         "[safemedia]\n"
+        f'hash_lists = ["{images.list_path}"]\n'
         'store = "sqlite:///state.db"\n'
         f'notify_to = "{TO}"\n'
         "notify_digest_window = 0\n"
@@ -78,7 +82,7 @@ def test_four_gunicorn_workers_share_blocks_under_load_without_lock_errors(
     tmp_path: Path, images: ImageSet
 ) -> None:
     with smtp_server() as mail:
-        config, store = site_config(tmp_path, mail.port)
+        config, store = site_config(tmp_path, images, mail.port)
         with serve(GUNICORN, env=env_for(config, images)) as server:
             paths = [f"/images/listed.jpg?n={n}" for n in range(40)]
             paths += [f"/images/clean.jpg?n={n}" for n in range(40)]
@@ -123,7 +127,7 @@ def test_block_and_pending_alert_survive_sigkill_and_restart(
     tmp_path: Path, images: ImageSet
 ) -> None:
     smtp_port = free_port()  # nothing listens yet: the SMTP server is down
-    config, store = site_config(tmp_path, smtp_port)
+    config, store = site_config(tmp_path, images, smtp_port)
     env = env_for(config, images)
     with serve(UVICORN, env=env) as server:
         assert fresh_get(server, "/images/victim.jpg").status_code == 451
@@ -145,3 +149,25 @@ def test_block_and_pending_alert_survive_sigkill_and_restart(
         assert len(mail.inbox.messages) == 1
     assert "victim.jpg" in alert.get_content()
     assert store.outbox.status().pending == 0
+
+
+def test_unblock_from_the_command_line_lets_those_bytes_through_within_a_second(
+    tmp_path: Path, images: ImageSet
+) -> None:
+    config, store = site_config(tmp_path, images, free_port())
+    with serve(UVICORN, env=env_for(config, images)) as server:
+        assert fresh_get(server, "/images/victim.jpg").status_code == 451
+        assert fresh_get(server, "/images/listed.jpg").status_code == 451
+        [event, _] = store.detections()
+        done = subprocess.run(
+            [sys.executable, "-m", "safemedia", "unblock", str(event.id), "--reason", "test"],
+            env={**os.environ, "SAFEMEDIA_CONFIG": str(config)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        time.sleep(1.0)  # the workers reuse the store's answers for up to a second
+        assert fresh_get(server, "/images/victim.jpg").status_code == 200
+        assert fresh_get(server, "/images/listed.jpg").status_code == 200  # same bytes
+        assert fresh_get(server, "/images/listed.png").status_code == 451  # other bytes

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -114,10 +116,15 @@ def test_unknown_store_scheme_is_a_clear_error(tmp_path: Path) -> None:
         open_store(config)
 
 
-def test_relative_store_path_in_a_config_file_is_next_to_the_file(tmp_path: Path) -> None:
+def test_default_store_is_next_to_the_config_file_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "safemedia.toml").write_text("[safemedia]\n", encoding="utf-8")
     config = Config.from_file(tmp_path / "safemedia.toml", env=False)
     assert config.store == f"sqlite:///{tmp_path / 'safemedia-state.db'}"
+    with caplog.at_level(logging.WARNING, logger="safemedia.store"):
+        open_store(config).close()
+    assert f"state is kept in {tmp_path / 'safemedia-state.db'}" in caplog.text
 
 
 def test_unblock_by_event_lifts_every_url_of_those_bytes_and_allows_them(tmp_path: Path) -> None:
@@ -240,3 +247,19 @@ def test_failed_sends_back_off_exponentially_up_to_the_cap(tmp_path: Path) -> No
     assert delays == [1, 2, 4, 5, 5]
     assert store.outbox.status().pending == 1
     assert store.outbox.status().last_error == "down"
+
+
+def test_memory_store_is_shared_by_threads_and_private_to_the_store() -> None:
+    config = Config.from_mapping({"store": "memory:"})
+    store, other = open_store(config), open_store(config)
+    threads = [
+        threading.Thread(target=store.record, args=(match_detection(f"/t/{n}.jpg"),))
+        for n in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.blocked()) == 8
+    assert other.blocked() == []
+    assert store.label == "memory:"

@@ -355,9 +355,9 @@ class ResponseAction(Enum):
     UNINSPECTABLE = "uninspectable"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponsePlan:
-    """The decision on a response's headers.
+    """The decision on a response's headers (treat as immutable: not frozen only for speed).
 
     ``headers``: for PASS, replacement headers to send instead of the original (a tagged 304),
     or None to send the original untouched. ``encodings``: content-codings to undo before
@@ -427,6 +427,10 @@ def plan_response(
         action, declared = ResponseAction.SNIFF, False
     elif not sniff_labelled or media_type in _NEVER_SNIFFED:
         return _PASS
+    elif not coding:  # the common case, kept cheap: a labelled body, sniffed as it comes
+        return ResponsePlan(
+            ResponseAction.SNIFF, status, limit=config.max_body_bytes, declared_non_image=True
+        )
     else:
         action, declared = ResponseAction.SNIFF, True
     content_type = media_type.decode("latin-1") or None

@@ -1,8 +1,10 @@
 """A tiny file server behind safemedia with the real store and notifier, as WSGI and ASGI.
 
-The config comes from ``SAFEMEDIA_CONFIG`` (store, SMTP, notify_to), so every worker process
-opens the same SQLite file and runs its own notifier. ``SMTEST_DIR`` holds ``images/`` and
-``list.txt`` (see ``tests.imageset``). ``/pid`` answers with the worker's process id.
+The config comes from ``SAFEMEDIA_CONFIG`` (hash lists, store, SMTP, notify_to) and the runtime is
+built as an app builds it, ``Runtime(config)``: the real engine with the store's allow-list, the
+store as recorder, the notifier started. So every worker process opens the same SQLite file and
+runs its own notifier. ``SMTEST_DIR`` holds ``images/`` (see ``tests.imageset``). ``/pid``
+answers with the worker's process id.
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ from safemedia import Config
 from safemedia.asgi import SafeMediaMiddleware as AsgiMiddleware
 from safemedia.runtime import Runtime
 from safemedia.wsgi import SafeMediaMiddleware as WsgiMiddleware
-from tests.apps.common import IMAGES, LIST
-from tests.standin_engine import StandInEngine
+from tests.apps.common import IMAGES
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-config = Config.load()
-# The recorder is left to the runtime: it opens the store and starts the notifier.
-runtime = Runtime(config, engine=StandInEngine(config, watch=LIST))
+runtime = Runtime(Config.load())
 
 
 def files(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -96,7 +96,7 @@ def open_config_and_store(args: argparse.Namespace) -> tuple[Config, Store]:
     path = getattr(args, "config", None)
     preset: Config | None = getattr(args, "preset_config", None)
     config = preset if preset is not None and path is None else Config.load(path)
-    return config, open_store(config)
+    return config, open_store(config, quiet=True)
 
 
 # -- email -------------------------------------------------------------------------------------

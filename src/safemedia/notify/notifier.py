@@ -69,7 +69,12 @@ class Notifier:
         """Start the thread (idempotent) and hook the store's enqueue to wake it."""
         if self._thread is not None and self._thread.is_alive():
             return
-        if not self.store.is_verified(self.config.notify_to):
+        try:
+            verified = self.store.is_verified(self.config.notify_to)
+        except StoreError:
+            logger.exception("safemedia: the notifier cannot read the store")
+            verified = False
+        if not verified:
             logger.warning(unverified_warning(self.config))
             self._warned = True
         self._stopping.clear()

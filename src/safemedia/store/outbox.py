@@ -98,16 +98,25 @@ class Outbox:
         return self._db.write(txn, what="claim notifications")
 
     def mark_sent(self, ids: tuple[int, ...], *, owner: str, to: str) -> None:
+        """Mark a claim's entries sent; the digest window runs from now (a slow send is not
+        counted against it)."""
         marks = ",".join("?" * len(ids))
-        self._db.write(
-            lambda conn: conn.execute(
+        at = time.time()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 f"UPDATE outbox SET sent_at = ?, sent_to = ?, claimed_by = NULL,"
                 f" claim_expires = NULL, last_error = NULL WHERE id IN ({marks})"
                 f" AND claimed_by = ?",
-                (time.time(), to, *ids, owner),
-            ),
-            what="mark notifications sent",
-        )
+                (at, to, *ids, owner),
+            )
+            conn.execute(
+                "INSERT INTO notify_state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (_LAST_MAIL, at),
+            )
+
+        self._db.write(txn, what="mark notifications sent")
 
     def mark_failed(
         self,
