@@ -73,7 +73,12 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """A decoded body: its format, its (display) size and its frames, each RGB."""
+    """A decoded body: its format, its (display) size and its frames, each RGB.
+
+    Unless decoded at full resolution, large frames are smaller than ``width`` x ``height``
+    (reduced, possibly by a different factor per axis); such a frame carries its
+    :class:`~safemedia.hashing.Reduction` in ``frame.info``, which PDQ uses.
+    """
 
     format: str
     width: int
