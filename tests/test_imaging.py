@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
@@ -79,6 +79,15 @@ def test_garbage_and_wrong_magic_are_undecodable(body: bytes) -> None:
 def test_a_file_cut_in_half_is_truncated(fmt: str) -> None:
     body = encode(noise(300, 200), fmt)
     assert reason_for(body[: len(body) // 2]) is Reason.TRUNCATED
+
+
+def test_truncated_jpeg_stays_truncated_when_the_host_loads_truncated_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    body = encode(noise(300, 200), "JPEG")
+    assert reason_for(body[: len(body) // 2]) is Reason.TRUNCATED
+    assert decoded(body).frames[0].size == (300, 200)
 
 
 @pytest.mark.parametrize("length", [8, 40, 100])
@@ -163,6 +172,16 @@ def test_gif_with_thousands_of_frames_is_refused_without_decoding_them() -> None
     body = out.getvalue()
     assert gif_frames(body, limit=64)[0] == 65  # counting stops just past the cap
     assert reason_for(body) is Reason.TOO_MANY_FRAMES
+
+
+def test_tiff_with_thousands_of_pages_is_refused_without_decoding_them() -> None:
+    pages = [Image.new("L", (4, 4), i % 256) for i in range(2000)]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
+    with pytest.raises(DecodeError) as info:
+        decoded(out.getvalue())
+    assert info.value.reason is Reason.TOO_MANY_FRAMES
+    assert "65+" in info.value.detail  # counted only as far as the cap
 
 
 def test_gif_frame_outside_the_canvas_counts_towards_the_pixel_cap() -> None:
