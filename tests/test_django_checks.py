@@ -11,23 +11,27 @@ from pathlib import Path
 from tests.realserver import ROOT
 
 
-def check(variant: str, **env: str) -> tuple[int, set[str], str]:
-    """Run ``django check`` on the test site broken as ``variant``: exit code, ids, output."""
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tests.django_project.settings_checks",
-        "SMTEST_CHECKS": variant,
-        **env,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "check"],
+def run(variant: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` with the test site's settings broken as ``variant``."""
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=ROOT,
-        env=full_env,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "tests.django_project.settings_checks",
+            "SMTEST_CHECKS": variant,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def check(variant: str, **env: str) -> tuple[int, set[str], str]:
+    """Run ``django check`` on the test site broken as ``variant``: exit code, ids, output."""
+    done = run(variant, "-m", "django", "check", **env)
     output = done.stdout + done.stderr
     return done.returncode, set(re.findall(r"safemedia\.[EW]\d{3}", output)), output
 
@@ -55,3 +59,9 @@ def test_a_bad_setting_is_an_error_naming_the_key() -> None:
 def test_no_middleware_and_no_lists_are_warnings() -> None:
     code, ids, _ = check("no-lists")
     assert (code, ids) == (0, {"safemedia.W001", "safemedia.W003"})
+
+
+def test_a_bad_setting_stops_the_site_from_starting() -> None:
+    done = run("bad", "-c", "from django.core.wsgi import get_wsgi_application as g; g()")
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: SAFEMEDIA: bad value for 'max_body_bytes'" in done.stderr

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safemedia.index import HammingIndex, pack
+from safemedia.index import HammingIndex, chunk_bits_for, pack
 
 PDQ = Path(__file__).parent / "fixtures" / "pdq"
 
@@ -35,10 +35,17 @@ def brute_force(
 
 
 def indexed(
-    rows: list[bytes], queries: list[bytes], distance: int, *, multi_index: bool
+    rows: list[bytes],
+    queries: list[bytes],
+    distance: int,
+    *,
+    multi_index: bool,
+    chunk_bits: int | None = None,
 ) -> set[tuple[int, int, int]]:
     nbytes = len(rows[0])
-    index, order = HammingIndex.build(pack(rows, nbytes), multi_index=multi_index)
+    index, order = HammingIndex.build(
+        pack(rows, nbytes), multi_index=multi_index, chunk_bits=chunk_bits
+    )
     assert index.multi_index is (multi_index and nbytes > 2)
     hits = index.search(pack(queries, nbytes), distance)
     found = [
@@ -52,21 +59,24 @@ def indexed(
     return set(found)
 
 
-@pytest.mark.parametrize("multi_index", [True, False])
-def test_pdq_haystack_needles_at_distance_32_match_brute_force(multi_index: bool) -> None:
+@pytest.mark.parametrize(("multi_index", "chunk_bits"), [(True, 16), (True, 20), (False, None)])
+def test_pdq_haystack_needles_at_distance_32_match_brute_force(
+    multi_index: bool, chunk_bits: int | None
+) -> None:
     haystack, needles = read_hashes("haystack.txt"), read_hashes("needles.txt")
     expected = brute_force(haystack, needles, 32)
     assert len(expected) > 100  # the vectors hold many near pairs
-    assert indexed(haystack, needles, 32, multi_index=multi_index) == expected
+    found = indexed(haystack, needles, 32, multi_index=multi_index, chunk_bits=chunk_bits)
+    assert found == expected
 
 
+@pytest.mark.parametrize("chunk_bits", [16, 20])
 @pytest.mark.parametrize("distance", [0, 1, 15, 16, 31, 47, 64])
-def test_pdq_haystack_at_other_radii_matches_brute_force(distance: int) -> None:
+def test_pdq_haystack_at_other_radii_matches_brute_force(distance: int, chunk_bits: int) -> None:
     haystack, needles = read_hashes("haystack.txt"), read_hashes("needles.txt")
     queries = needles + haystack[::97]
-    assert indexed(haystack, queries, distance, multi_index=True) == brute_force(
-        haystack, queries, distance
-    )
+    found = indexed(haystack, queries, distance, multi_index=True, chunk_bits=chunk_bits)
+    assert found == brute_force(haystack, queries, distance)
 
 
 def test_exact_lookup_finds_duplicates_and_nothing_else() -> None:
@@ -90,6 +100,13 @@ def test_empty_index_and_empty_queries_find_nothing() -> None:
     assert len(empty.search(pack([b"\0" * 32], 32), 31)) == 0
     index, _ = HammingIndex.build(pack([b"\0" * 32], 32))
     assert len(index.search(np.zeros((0, 32), dtype=np.uint8), 31)) == 0
+
+
+def test_very_large_lists_use_wide_chunks() -> None:
+    assert chunk_bits_for(1_000_000, 256) == 16
+    assert chunk_bits_for(10_000_000, 256) == 20
+    assert chunk_bits_for(100_000, 64) == 16
+    assert chunk_bits_for(2_000_000, 64) == 20
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -129,15 +146,19 @@ def cases(draw: st.DrawFn) -> tuple[list[bytes], list[bytes], int]:
     return rows, queries, distance
 
 
+# 20-bit chunks are for lists of millions; their 2^20-entry tables make each build slow here
+LAYOUTS = [(True, 16), (True, 16), (True, 16), (True, 20), (False, None)]
+
+
 @settings(max_examples=100, deadline=None)
-@given(cases())
+@given(cases(), st.sampled_from(LAYOUTS))
 def test_index_matches_brute_force_on_random_lists(
-    case: tuple[list[bytes], list[bytes], int],
+    case: tuple[list[bytes], list[bytes], int], layout: tuple[bool, int | None]
 ) -> None:
     rows, queries, distance = case
-    expected = brute_force(rows, queries, distance)
-    assert indexed(rows, queries, distance, multi_index=True) == expected
-    assert indexed(rows, queries, distance, multi_index=False) == expected
+    multi_index, chunk_bits = layout
+    found = indexed(rows, queries, distance, multi_index=multi_index, chunk_bits=chunk_bits)
+    assert found == brute_force(rows, queries, distance)
 
 
 def test_batched_queries_equal_single_queries() -> None:

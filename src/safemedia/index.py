@@ -8,13 +8,15 @@ Usage::
 Rows are stored in the index's own order (sorted by their first 16-bit chunk); ``order[i]`` is the
 input position of row ``i``, so a caller keeps its per-entry data in the same order.
 
-Layout (multi-index hashing, pigeonhole on 16-bit chunks): a ``b``-bit hash has ``m = b / 16``
-chunks; two hashes within distance ``d`` agree within ``r = d // m`` bits on at least one chunk, so
-probing each chunk table with every key within ``r`` bits finds every candidate, which is then
-verified on the whole hash. Table 0 costs nothing (the rows are sorted by chunk 0); tables 1..m-1
-are counting-sorted postings of 3-byte row numbers (a ``uint16`` and a ``uint8`` array) with one
-offsets array of 65,537 entries each. A PDQ entry costs 32 bytes of hash plus 15 x 3 bytes of
-postings (plus 3.9 MiB of offsets in all). The exact path (distance 0) probes table 0 only.
+Layout (multi-index hashing, pigeonhole on chunks): a ``b``-bit hash is cut into ``m`` chunks of
+16 bits (20 bits for lists of millions: :func:`chunk_bits_for`); two hashes within distance ``d``
+agree within ``r = d // m`` bits on at least one chunk, so probing each chunk table with every key
+within ``r`` bits finds every candidate, which is then verified on the whole hash (two words
+first). Table 0 costs nothing (the rows are sorted by chunk 0); tables 1..m-1 are counting-sorted
+postings of 3-byte row numbers (a ``uint16`` and a ``uint8`` array) with one offsets array of
+``2**chunk_bits + 1`` entries each. A PDQ entry costs 32 bytes of hash plus 15 x 3 bytes of
+postings with 16-bit chunks (11 x 3 with 20-bit ones), plus the offsets. The exact path
+(distance 0) probes table 0 only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 CHUNK_BITS = 16
-BUCKETS = 1 << CHUNK_BITS
+WIDE_CHUNK_BITS = 20
+"""Chunk width for very large lists: fewer, fuller-keyed tables (fewer candidates per query)."""
 MULTI_INDEX_MIN_ENTRIES = 4096
 """Below this many rows a brute-force scan is as fast as probing tables, so none are built."""
 
@@ -81,17 +84,40 @@ class Hits:
 
 
 @cache
-def _masks(radius: int) -> npt.NDArray[np.intp]:
-    """Every 16-bit XOR mask with at most ``radius`` bits set (the probes around a key)."""
-    values = np.arange(BUCKETS, dtype=np.uint32)
+def _masks(radius: int, bits: int) -> npt.NDArray[np.intp]:
+    """Every ``bits``-bit XOR mask with at most ``radius`` bits set (the probes around a key)."""
+    values = np.arange(1 << bits, dtype=np.uint32)
     weights = np.bitwise_count(values)
     masks = values[weights <= radius]
     return masks[np.argsort(weights[weights <= radius], kind="stable")].astype(np.intp)
 
 
-def _offsets(keys: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint32 | np.uint64]:
-    counts = np.bincount(keys, minlength=BUCKETS)
-    offsets = np.zeros(BUCKETS + 1, dtype=np.uint64)
+def chunk_bits_for(entries: int, hash_bits: int) -> int:
+    """16-bit chunks, or 20-bit ones once their bigger offsets cost under 8 bytes an entry."""
+    wide_tables = hash_bits // WIDE_CHUNK_BITS
+    if entries >= wide_tables * (1 << WIDE_CHUNK_BITS) // 2:
+        return WIDE_CHUNK_BITS
+    return CHUNK_BITS
+
+
+def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.intp]:
+    """Chunk number ``chunk`` (bits ``[bits*chunk, bits*(chunk+1))``, MSB first) of every row."""
+    offset = bits * chunk
+    start = offset // 8
+    value = np.zeros(rows.shape[0], dtype=np.uint32)
+    for k in range(4):
+        value <<= 8
+        if start + k < rows.shape[1]:
+            value |= rows[:, start + k]
+    value >>= 32 - offset % 8 - bits
+    value &= (1 << bits) - 1
+    return value.astype(np.intp)
+
+
+def _offsets(keys: npt.NDArray[np.intp], bits: int) -> npt.NDArray[np.uint32 | np.uint64]:
+    buckets = 1 << bits
+    counts = np.bincount(keys, minlength=buckets)
+    offsets = np.zeros(buckets + 1, dtype=np.uint64)
     np.cumsum(counts, out=offsets[1:])
     if offsets[-1] < (1 << 32):
         return offsets.astype(np.uint32)
@@ -112,60 +138,71 @@ def _expand(starts: I64, lengths: I64) -> tuple[I64, I64]:
 class HammingIndex:
     """Immutable Hamming-radius index over ``n`` hashes of one algorithm."""
 
-    __slots__ = ("_chunks", "_hi", "_lo", "_nbytes", "_offsets", "_rows", "_words")
+    __slots__ = ("_bits", "_hi", "_lo", "_nbytes", "_offsets", "_rows", "_tables", "_words")
 
     def __init__(
         self,
         rows: U8,
         nbytes: int,
+        bits: int,
         offsets: npt.NDArray[np.uint32 | np.uint64],
         lo: npt.NDArray[np.uint16] | None,
         hi: npt.NDArray[np.uint8] | None,
     ) -> None:
         self._rows = rows
         self._nbytes = nbytes
+        self._bits = bits
+        self._tables = nbytes * 8 // bits
         self._words: U64 = rows.view(np.uint64)
-        self._chunks: npt.NDArray[np.uint16] = rows.view(np.uint16)
         self._offsets = offsets
         self._lo = lo
         self._hi = hi
 
     @classmethod
     def build(
-        cls, rows: U8, *, nbytes: int | None = None, multi_index: bool | None = None
+        cls,
+        rows: U8,
+        *,
+        nbytes: int | None = None,
+        multi_index: bool | None = None,
+        chunk_bits: int | None = None,
     ) -> tuple[HammingIndex, I64]:
         """Index ``rows`` (from :func:`pack`); returns the index and its row order.
 
         ``nbytes`` is the unpadded hash size (default: the row width). ``multi_index`` builds
         the chunk tables for radius search (default: when there are at least
         :data:`MULTI_INDEX_MIN_ENTRIES` rows); without them radius search is brute force.
+        ``chunk_bits``: 16 or 20 (default: :func:`chunk_bits_for` the list's size).
         """
         rows = pad(rows)
         n, width = rows.shape
-        chunks = rows.view(np.uint16)
-        order = np.argsort(chunks[:, 0], kind="stable").astype(np.int64)
-        rows = np.ascontiguousarray(rows[order])
-        chunks = rows.view(np.uint16)
-        tables = chunks.shape[1] if n else 0
+        nbytes = nbytes or width
         if multi_index is None:
             multi_index = n >= MULTI_INDEX_MIN_ENTRIES
-        offsets_list = [_offsets(chunks[:, 0])]
+        bits = chunk_bits or (chunk_bits_for(n, nbytes * 8) if multi_index else CHUNK_BITS)
+        if bits not in (CHUNK_BITS, WIDE_CHUNK_BITS):
+            raise ValueError("chunk_bits must be 16 or 20")
+        keys = _keys(rows, bits, 0)
+        order = np.argsort(keys, kind="stable").astype(np.int64)
+        rows = np.ascontiguousarray(rows[order])
+        offsets_list = [_offsets(keys[order], bits)]
+        tables = nbytes * 8 // bits
         lo = hi = None
-        if multi_index and tables > 1:
-            lo = np.empty((tables - 1, n), dtype=np.uint16)
-            hi = np.empty((tables - 1, n), dtype=np.uint8) if n > BUCKETS else None
+        if multi_index and tables > 1 and n:
             if n >= 1 << 24:
                 raise ValueError("an index holds at most 16,777,215 hashes")
+            lo = np.empty((tables - 1, n), dtype=np.uint16)
+            hi = np.empty((tables - 1, n), dtype=np.uint8) if n > 1 << 16 else None
             for j in range(1, tables):
-                keys = chunks[:, j]
+                keys = _keys(rows, bits, j)
                 perm = np.argsort(keys, kind="stable")
                 lo[j - 1] = perm.astype(np.uint16)
                 if hi is not None:
                     hi[j - 1] = (perm >> 16).astype(np.uint8)
-                offsets_list.append(_offsets(keys))
+                offsets_list.append(_offsets(keys, bits))
         dtype = np.result_type(*offsets_list)
         offsets = np.stack([o.astype(dtype) for o in offsets_list])
-        return cls(rows, nbytes or width, offsets, lo, hi), order
+        return cls(rows, nbytes, bits, offsets, lo, hi), order
 
     def __len__(self) -> int:
         return int(self._rows.shape[0])
@@ -197,7 +234,7 @@ class HammingIndex:
             return Hits(empty, empty, empty)
         probes = None
         if distance == 0 or self._lo is not None:
-            probes = self._probe(queries.view(np.uint16), distance)
+            probes = self._probe(queries, distance)
         if probes is None:
             return self._brute(queries, distance)
         qid, pos = probes
@@ -223,16 +260,18 @@ class HammingIndex:
         keep = np.nonzero(dist <= distance)[0]
         return qid[keep], pos[keep], dist[keep]
 
-    def _probe(self, qchunks: npt.NDArray[np.uint16], distance: int) -> tuple[I64, I64] | None:
+    def _probe(self, queries: U8, distance: int) -> tuple[I64, I64] | None:
         """Candidates ``(query, row)`` from the chunk tables, or None when brute force is better."""
-        nq = qchunks.shape[0]
-        tables = qchunks.shape[1] if distance else 1
-        masks = _masks(distance // tables)
+        nq = queries.shape[0]
+        bits = self._bits
+        tables = self._tables if distance else 1
+        masks = _masks(distance // tables, bits)
         if len(masks) * tables > _MAX_PROBES:
             return None
+        qkeys = np.stack([_keys(queries, bits, j) for j in range(tables)], axis=1)
         # keys[q, j, p]: probe p of table j for query q; flat index into the stacked offsets
-        keys = qchunks[:, :tables, None].astype(np.intp) ^ masks[None, None, :]
-        keys += (np.arange(tables, dtype=np.intp) * (BUCKETS + 1))[None, :, None]
+        keys = qkeys[:, :, None] ^ masks[None, None, :]
+        keys += (np.arange(tables, dtype=np.intp) * ((1 << bits) + 1))[None, :, None]
         offsets = self._offsets.reshape(-1)
         starts = offsets[keys].astype(np.int64)
         lengths = offsets[keys + 1].astype(np.int64) - starts

@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _MAX_IDLE = 8
+_INHERITED: list[sqlite3.Connection] = []
 
 
 class StoreError(RuntimeError):
@@ -109,7 +110,9 @@ class Database:
             return
         with self._lock:
             if self._pid != os.getpid():
-                # Forked (e.g. gunicorn --preload): the parent's connections are not ours to use.
+                # Forked (e.g. gunicorn --preload): the parent's connections are not ours to use,
+                # nor to close (SQLite forbids both); keep them referenced, never touched.
+                _INHERITED.extend(self._idle)
                 self._idle = []
                 self._pid = os.getpid()
             conn = self._idle.pop() if self._idle else None

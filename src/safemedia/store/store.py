@@ -58,19 +58,27 @@ def store_path(config: Config) -> Path | None:
     raise StoreError(f"store {url!r}: only sqlite:///PATH and memory: are supported")
 
 
-def open_store(config: Config, *, pragmas: Sequence[str] = ()) -> Store:
-    """Open (creating and migrating as needed) the store ``config.store`` names."""
+def open_store(config: Config, *, pragmas: Sequence[str] = (), quiet: bool = False) -> Store:
+    """Open (creating and migrating as needed) the store ``config.store`` names.
+
+    Logs where the state is kept (a warning for the default path) unless ``quiet``.
+    """
     path = store_path(config)
     db = Database(path, pragmas=pragmas)
     db.write(lambda conn: migrate(conn, label=db.label), what="migrate the schema")
-    if config.store == DEFAULT_STORE or db.label.endswith("/" + DEFAULT_STORE.rpartition("/")[2]):
+    if not quiet:
+        _announce(config, db.label)
+    return Store(db, config)
+
+
+def _announce(config: Config, label: str) -> None:
+    default_name = DEFAULT_STORE.rpartition("/")[2]
+    if config.store == DEFAULT_STORE or label.endswith("/" + default_name):
         logger.warning(
-            "safemedia: no store configured; state is kept in %s (set 'store' to choose)",
-            db.label,
+            "safemedia: no store configured; state is kept in %s (set 'store' to choose)", label
         )
     else:
-        logger.info("safemedia: state is kept in %s", db.label)
-    return Store(db, config)
+        logger.info("safemedia: state is kept in %s", label)
 
 
 def default_actor() -> str:

@@ -1,6 +1,7 @@
 """``safemedia.contrib.django.SafeMediaMiddleware``: Django middleware, sync and async.
 
-Settings, read on the first request (and again after ``override_settings``):
+Settings, read when Django loads its middleware (and again after ``override_settings``); a wrong
+one raises ``ImproperlyConfigured`` naming the key, so the worker does not start:
 
 - ``SAFEMEDIA``: the keys of the TOML ``[safemedia]`` table as a dict, or the path of a TOML
   file; without it :meth:`Config.load` (``$SAFEMEDIA_CONFIG``, else ``./safemedia.toml``).
@@ -29,12 +30,14 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase, ResponseHeaders
 from django.utils.module_loading import import_string
 
 from safemedia import http
+from safemedia.config import ConfigError
 from safemedia.contrib import config_from_setting
 from safemedia.http import Reply, RequestPlan, ResponseAction, ResponsePlan
 from safemedia.runtime import Runtime
@@ -49,19 +52,31 @@ _runtime: Runtime | None = None
 
 
 def get_runtime() -> Runtime:
-    """The site's :class:`Runtime`, built from the settings on first use."""
+    """The site's :class:`Runtime`, built from the settings on first use.
+
+    Raises ``ImproperlyConfigured`` naming the setting and the key when they are wrong.
+    """
     global _runtime
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
     with _lock:
         if _runtime is None:
-            factory = getattr(settings, "SAFEMEDIA_RUNTIME", None)
-            if factory:
-                made = import_string(factory)() if isinstance(factory, str) else factory()
-                if not isinstance(made, Runtime):
-                    raise TypeError(f"SAFEMEDIA_RUNTIME returned {type(made).__name__}")
-                _runtime = made
-            else:
-                _runtime = Runtime(config_from_setting(getattr(settings, "SAFEMEDIA", None)))
+            try:
+                _runtime = _build_runtime()
+            except ConfigError as exc:
+                raise ImproperlyConfigured(str(exc)) from None
         return _runtime
+
+
+def _build_runtime() -> Runtime:
+    factory = getattr(settings, "SAFEMEDIA_RUNTIME", None)
+    if not factory:
+        return Runtime(config_from_setting(getattr(settings, "SAFEMEDIA", None)))
+    made = import_string(factory)() if isinstance(factory, str) else factory()
+    if not isinstance(made, Runtime):
+        raise ImproperlyConfigured(f"SAFEMEDIA_RUNTIME returned {type(made).__name__}")
+    return made
 
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
@@ -89,6 +104,7 @@ class SafeMediaMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+        get_runtime()  # a wrong configuration stops the worker from starting, named
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
