@@ -11,7 +11,8 @@ Measures (medians of interleaved rounds; figures go to docs/performance.md):
    3 MB JPEG (compared with the SHA-256 digest time of its body);
 2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
-   large JPEGs (verdict cache off, so every fetch is decoded and hashed);
+   large JPEGs (verdict cache off, so every fetch is decoded and hashed), and the same load on
+   the bare app as the baseline;
 4. 50 concurrent requests for one uncached image: how many scans were computed.
 """
 
@@ -40,6 +41,7 @@ from bench.middleware_apps import (  # noqa: E402
     make_assets,
     wrapped_app,
 )
+from safemedia.http import plan_response  # noqa: E402
 
 Message = MutableMapping[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -88,6 +90,30 @@ def _digest_time(body: bytes, n: int) -> float:
     return (time.perf_counter() - started) / n
 
 
+def _parts(wrapped: Any, body: bytes, rounds: int) -> dict[str, list[float]]:
+    """Where a cached image's added time goes: the check itself, and the worker-thread hop."""
+    runtime = wrapped.runtime
+    headers = [(b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode())]
+    rq = runtime.plan_request("GET", "bench", "/small", "", [])
+    rp = plan_response(rq, 200, headers, runtime.config)
+    runtime.conclude(rq, rp, 200, headers, body)
+
+    async def hops(n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            await runtime.run_blocking(int)
+        return (time.perf_counter() - started) / n
+
+    out: dict[str, list[float]] = {"conclude": [], "hop": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(200):
+            runtime.conclude(rq, rp, 200, headers, body)
+        out["conclude"].append((time.perf_counter() - started) / 200)
+        out["hop"].append(asyncio.run(hops(200)))
+    return out
+
+
 def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
     """Median seconds per call, bare and wrapped, interleaved; digest times in the same rounds."""
     bare = bare_app(assets)
@@ -115,6 +141,7 @@ def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
         return out
 
     samples = asyncio.run(run())
+    samples.update(_parts(wrapped, bodies["small"], rounds))
     med = {k: statistics.median(v) for k, v in samples.items()}
     for kind, body in bodies.items():
         med[f"{kind}_bytes"] = float(len(body))
@@ -232,17 +259,18 @@ async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[li
 
 
 def latency(assets: Path, seconds: float) -> dict[str, float]:
+    """p50/p99 of small requests, idle and under the image load, bare server and wrapped."""
     out: dict[str, float] = {}
-    with _uvicorn("bench.middleware_apps:uncached_server", assets) as server:
-        asyncio.run(_latency_under_load(server.port, 1.0, load=False))
-        idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
-        busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
-    for tag, values in (("idle", idle), ("busy", busy)):
-        values.sort()
-        out[f"{tag}_p50"] = values[len(values) // 2]
-        out[f"{tag}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
-        out[f"{tag}_n"] = float(len(values))
-    out["images_per_s"] = images / seconds
+    for tag, app in (("bare", "bare_server"), ("sm", "uncached_server")):
+        with _uvicorn(f"bench.middleware_apps:{app}", assets) as server:
+            asyncio.run(_latency_under_load(server.port, 1.0, load=False))
+            idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
+            busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
+        for phase, values in (("idle", idle), ("busy", busy)):
+            values.sort()
+            out[f"{tag}_{phase}_p50"] = values[len(values) // 2]
+            out[f"{tag}_{phase}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))]
+        out[f"{tag}_images_per_s"] = images / seconds
     return out
 
 
@@ -316,16 +344,37 @@ def main() -> int:
             (f"cached {size} JPEG: added minus digest", f"{added - digest:+.0f} us", "<= 100 us"),
         ]
     rows += [
+        (
+            f"cached {ip['small_bytes'] / 1e6:.2f} MB JPEG: Runtime.conclude, no thread hop",
+            f"{ip['conclude'] * us:.0f} us",
+            "",
+        ),
+        ("one hop to the worker pool and back", f"{ip['hop'] * us:.0f} us", ""),
         ("uvicorn non-image: bare req/s", f"{tp['bare']:.0f}", ""),
         ("uvicorn non-image: wrapped req/s", f"{tp['wrapped']:.0f}", ""),
         ("uvicorn non-image: ratio", f"{tp['wrapped'] / tp['bare']:.3f}", ">= 0.95"),
-        ("small requests, idle server: p50 / p99", _ms(lat["idle_p50"], lat["idle_p99"]), ""),
         (
-            "small requests, 16 clients on large JPEGs: p50 / p99",
-            _ms(lat["busy_p50"], lat["busy_p99"]),
+            "small requests, idle, bare: p50 / p99",
+            _ms(lat["bare_idle_p50"], lat["bare_idle_p99"]),
+            "",
+        ),
+        (
+            "small requests, idle, safemedia: p50 / p99",
+            _ms(lat["sm_idle_p50"], lat["sm_idle_p99"]),
+            "",
+        ),
+        (
+            "small requests, 16 clients on large JPEGs, bare: p50 / p99",
+            _ms(lat["bare_busy_p50"], lat["bare_busy_p99"]),
+            "",
+        ),
+        (
+            "small requests, 16 clients on large JPEGs, safemedia: p50 / p99",
+            _ms(lat["sm_busy_p50"], lat["sm_busy_p99"]),
             "p99 < 50 ms",
         ),
-        ("large JPEGs scanned meanwhile", f"{lat['images_per_s']:.1f} /s", ""),
+        ("large JPEGs served meanwhile, bare", f"{lat['bare_images_per_s']:.1f} /s", ""),
+        ("large JPEGs scanned meanwhile, safemedia", f"{lat['sm_images_per_s']:.1f} /s", ""),
         (
             "50 concurrent requests, one uncached image",
             f"{sf['ok']} ok, {sf.get('computed', 0)} scan computed",

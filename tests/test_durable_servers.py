@@ -171,3 +171,23 @@ def test_unblock_from_the_command_line_lets_those_bytes_through_within_a_second(
         assert fresh_get(server, "/images/victim.jpg").status_code == 200
         assert fresh_get(server, "/images/listed.jpg").status_code == 200  # same bytes
         assert fresh_get(server, "/images/listed.png").status_code == 451  # other bytes
+
+
+def test_preloaded_gunicorn_workers_record_block_and_mail(tmp_path: Path, images: ImageSet) -> None:
+    """``--preload`` builds the runtime (store, notifier) before forking: the workers must not
+    use the parent's SQLite connections, and the alert is still mailed."""
+    preload = [*GUNICORN[:4], "2", "--preload", *GUNICORN[5:]]
+    with smtp_server() as mail:
+        config, store = site_config(tmp_path, images, mail.port)
+        with serve(preload, env=env_for(config, images)) as server:
+            statuses = [
+                fresh_get(server, f"/images/listed.jpg?n={n}").status_code for n in range(8)
+            ]
+            assert statuses == [451] * 8
+            assert {fresh_get(server, "/images/listed.jpg?n=3").status_code for _ in range(6)} == {
+                451
+            }
+            mail.wait_for(1)
+            output = server.output()
+    assert "Traceback" not in output
+    assert len(store.blocked()) == 8

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +83,24 @@ def test_scan_needs_hash_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config.write_text("[safemedia]\n", encoding="utf-8")
     assert main(["scan", str(tmp_path), "--config", str(config)]) == 2
     assert "no hash_lists" in capsys.readouterr().err
+
+
+def test_scan_shows_progress_on_a_terminal(site: tuple[ImageSet, str]) -> None:
+    images, config = site
+    leader, follower = pty.openpty()
+    with os.fdopen(leader, "rb", buffering=0) as terminal:
+        done = subprocess.run(
+            [sys.executable, "-m", "safemedia", "scan", str(images.images), "--config", config],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            check=False,
+            timeout=120,
+        )
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := terminal.read(4096):
+                shown += chunk
+    assert done.returncode == 1
+    assert b"\rscanned 12 files, 3 matched" in shown
+    assert b"scanned" not in done.stdout  # progress never mixes into the results

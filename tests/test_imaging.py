@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
@@ -79,6 +79,15 @@ def test_garbage_and_wrong_magic_are_undecodable(body: bytes) -> None:
 def test_a_file_cut_in_half_is_truncated(fmt: str) -> None:
     body = encode(noise(300, 200), fmt)
     assert reason_for(body[: len(body) // 2]) is Reason.TRUNCATED
+
+
+def test_truncated_jpeg_stays_truncated_when_the_host_loads_truncated_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    body = encode(noise(300, 200), "JPEG")
+    assert reason_for(body[: len(body) // 2]) is Reason.TRUNCATED
+    assert decoded(body).frames[0].size == (300, 200)
 
 
 @pytest.mark.parametrize("length", [8, 40, 100])

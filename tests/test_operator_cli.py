@@ -130,6 +130,11 @@ def test_unblock_lifts_the_block_and_allows_the_bytes(
     assert [b["url"] for b in blocked] == ["example.org/u/2.jpg"]
     assert "example.org/u/2.jpg" in run(capsys, "blocked", "--config", config)[1]
     assert run(capsys, "unblock", "nowhere", "--reason", "x", "--config", config)[0] == 2
+    status, out, _ = run(capsys, "audit", "--config", config)
+    assert status == 0
+    assert "unblock  example.org/u/1.jpg  a cat" in out
+    [entry] = json.loads(run(capsys, "audit", "--json", "--config", config)[1])
+    assert (entry["action"], entry["detail"]["sha256"]) == ("unblock", SHA_A)
 
 
 def test_missing_config_file_is_a_clear_error(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -106,3 +109,15 @@ def test_without_a_recorder_the_runtime_records_into_the_durable_store(tmp_path:
         assert [d.url for d in store.detections()] == ["h/p.jpg"]
     finally:
         store.close()
+
+
+def test_a_runtime_used_before_a_fork_still_runs_work_in_the_child() -> None:
+    runtime, _ = make()
+    assert asyncio.run(runtime.run_blocking(lambda: 1)) == 1  # the pool's threads now exist
+    pid = os.fork()
+    if pid == 0:  # the child: a preloading server's worker
+        signal.alarm(10)
+        ok = asyncio.run(runtime.run_blocking(lambda: 2)) == 2
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

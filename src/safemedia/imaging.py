@@ -73,7 +73,12 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """A decoded body: its format, its (display) size and its frames, each RGB."""
+    """A decoded body: its format, its (display) size and its frames, each RGB.
+
+    Unless decoded at full resolution, large frames are smaller than ``width`` x ``height``
+    (reduced, possibly by a different factor per axis); such a frame carries its
+    :class:`~safemedia.hashing.Reduction` in ``frame.info``, which PDQ uses.
+    """
 
     format: str
     width: int
@@ -381,6 +386,10 @@ def _load(im: Image.Image) -> None:
         if "truncated" in text or "premature end" in text.lower():
             raise DecodeError(Reason.TRUNCATED, text) from None
         raise
+    # A host that set ImageFile.LOAD_TRUNCATED_IMAGES gets cut-off files decoded in part, grey
+    # below the cut: Pillow's JPEG reader marks those (it adds the missing end marker).
+    if getattr(im, "_ended", False) and ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise DecodeError(Reason.TRUNCATED, "JPEG data ends before the image does")
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

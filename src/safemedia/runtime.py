@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -198,9 +199,7 @@ class Runtime:
         if on_detection is not None:
             hooks.append(on_detection)
         self._hooks = tuple(hooks)
-        self._pool = ThreadPoolExecutor(
-            self.config.scan_concurrency, thread_name_prefix="safemedia-scan"
-        )
+        self._pool = self._new_pool()
         self._hook_pool: ThreadPoolExecutor | None = None
         self._scan_slots = threading.BoundedSemaphore(self.config.scan_concurrency)
         self._lock = threading.Lock()
@@ -379,7 +378,13 @@ class Runtime:
             import anyio.to_thread
 
             return await anyio.to_thread.run_sync(lambda: func(*args))
+        if self._pool_pid != os.getpid():  # forked (a preloading server): threads did not survive
+            self._pool = self._new_pool()
         return await loop.run_in_executor(self._pool, lambda: func(*args))
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        self._pool_pid = os.getpid()
+        return ThreadPoolExecutor(self.config.scan_concurrency, thread_name_prefix="safemedia-scan")
 
     def close(self) -> None:
         """Stop the pools and the engine. Idempotent."""

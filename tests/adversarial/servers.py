@@ -19,7 +19,11 @@ KINDS = ("uvicorn", "gunicorn")
 
 
 def command(kind: str, workers: int) -> list[str]:
-    """The server command: uvicorn + the Starlette app, or gunicorn (gthread) + the Flask app."""
+    """The server command: uvicorn + the Starlette app, or gunicorn (gthread) + the Flask app.
+
+    Keep-alive is 30 s (as behind a proxy): with the default 2 s, gunicorn closes a connection
+    that a starved client is just reusing, and the client sees a reset that is not safemedia's.
+    """
     if kind == "uvicorn":
         return [
             "{python}",
@@ -32,6 +36,8 @@ def command(kind: str, workers: int) -> list[str]:
             "--no-access-log",
             "--workers",
             str(workers),
+            "--timeout-keep-alive",
+            "30",
             "tests.adversarial.apps.asgi_app:app",
         ]
     if kind == "gunicorn":
@@ -49,6 +55,8 @@ def command(kind: str, workers: int) -> list[str]:
             "4",
             "--graceful-timeout",
             "5",
+            "--keep-alive",
+            "30",
             "tests.adversarial.apps.flask_app:app",
         ]
     raise ValueError(f"unknown server kind {kind!r}")

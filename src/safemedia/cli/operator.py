@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("target", metavar="URL_OR_EVENT_ID", help="a blocked URL or an event id")
     p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    p = _command(sub, "audit", _audit, "list operator actions: unblocks, verified addresses")
+    p.add_argument("--json", action="store_true", help="one JSON array")
     p = _command(
         sub,
         "scan",
@@ -236,6 +238,16 @@ def _unblock(args: argparse.Namespace) -> int:
     if not result.urls:
         print("No URL was blocked for those bytes.")
     print(f"Allow-listed sha256 {result.sha256}: the same bytes are no longer blocked.")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    _config, store = open_config_and_store(args)
+    entries = store.audit_trail()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+    else:
+        print(reports.audit_table(entries))
     return 0
 
 

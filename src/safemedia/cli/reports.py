@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from safemedia.notify.messages import REPORTING_DUTY, printable
-from safemedia.store import BlockedUrl, StoredDetection
+from safemedia.store import AuditEntry, BlockedUrl, StoredDetection
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -60,6 +60,16 @@ def blocked_table(blocked: Sequence[BlockedUrl]) -> str:
         return "No URL is blocked."
     rows = [[_when(b.time), str(b.detection_id), b.sha256[:16], printable(b.url)] for b in blocked]
     return _table(["SINCE (UTC)", "EVENT", "SHA-256", "URL"], rows)
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> str:
+    if not entries:
+        return "No operator actions recorded."
+    rows = [
+        [_when(e.time), printable(e.actor), e.action, printable(e.subject), printable(e.reason)]
+        for e in entries
+    ]
+    return _table(["TIME (UTC)", "WHO", "ACTION", "SUBJECT", "REASON"], rows)
 
 
 def event_details(d: StoredDetection, *, blocked: bool, allowed: bool) -> str:

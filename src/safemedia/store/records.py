@@ -108,6 +108,11 @@ class AuditEntry:
     reason: str
     detail: dict[str, Any]
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time"] = format_time(self.time)
+        return data
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnblockResult:
