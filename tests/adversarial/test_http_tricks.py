@@ -23,7 +23,7 @@ from safemedia.config import Config
 from safemedia.store import open_store
 from tests.adversarial.evidence import record
 from tests.adversarial.hostile import Case, hostile_cases, seed_files
-from tests.adversarial.servers import KINDS, app_server
+from tests.adversarial.servers import ALL_KINDS, app_server
 from tests.adversarial.site import NOT_AN_IMAGE, Site, write_config
 from tests.smtp_support import SmtpServer, smtp_server
 
@@ -50,7 +50,7 @@ def verify_address(config_path: Path, address: str) -> None:
         store.close()
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=ALL_KINDS)
 def target(
     request: pytest.FixtureRequest, site: Site, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
