@@ -8,6 +8,7 @@ Any other SQLite or OS failure becomes a :class:`StoreError` naming the file.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -65,6 +66,9 @@ class Database:
         self._memory_uri = f"file:safemedia-{uuid.uuid4().hex}?mode=memory&cache=shared"
         self._memory_conn: sqlite3.Connection | None = None
         self._memory_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._lock_file: int | None = None
+        self._lock_pid = 0
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +141,9 @@ class Database:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._lock_file is not None and self._lock_pid == os.getpid():
+            os.close(self._lock_file)
+            self._lock_file = None
         with self._memory_lock:
             if self._memory_conn is not None:
                 self._memory_conn.close()
@@ -161,7 +168,7 @@ class Database:
         """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction, committed before returning."""
 
         def attempt() -> T:
-            with self.connection() as conn:
+            with self._writer_turn(), self.connection() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(conn)
@@ -173,6 +180,39 @@ class Database:
                 return result
 
         return self._guard(attempt, what)
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """Writers of all processes take turns on a lock file, waking as soon as it is free
+        (SQLite's own busy wait polls with sleeps of up to 100 ms, so a writer can wait for
+        seconds in a burst); the busy timeout and retries stay as the fallback."""
+        if self.path is None:
+            yield
+            return
+        with self._write_lock:
+            fd = self._lock_fd()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self) -> int | None:
+        pid = os.getpid()
+        if self._lock_file is None or self._lock_pid != pid:
+            # After a fork the inherited descriptor shares the parent's lock: open our own.
+            assert self.path is not None
+            try:
+                self._lock_file = os.open(
+                    f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
+            except OSError as exc:
+                logger.warning("safemedia store: no writer lock file (%s); using SQLite's", exc)
+                self._lock_file = None
+            self._lock_pid = pid
+        return self._lock_file
 
     def read(
         self, fn: Callable[[sqlite3.Connection], T], *, what: str = "read", snapshot: bool = False
