@@ -174,6 +174,16 @@ def test_gif_with_thousands_of_frames_is_refused_without_decoding_them() -> None
     assert reason_for(body) is Reason.TOO_MANY_FRAMES
 
 
+def test_tiff_with_thousands_of_pages_is_refused_without_decoding_them() -> None:
+    pages = [Image.new("L", (4, 4), i % 256) for i in range(2000)]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
+    with pytest.raises(DecodeError) as info:
+        decoded(out.getvalue())
+    assert info.value.reason is Reason.TOO_MANY_FRAMES
+    assert "65+" in info.value.detail  # counted only as far as the cap
+
+
 def test_gif_frame_outside_the_canvas_counts_towards_the_pixel_cap() -> None:
     body = bytearray(encode(Image.new("P", (4, 4)), "GIF"))
     descriptor = body.index(b"\x2c\x00\x00\x00\x00\x04\x00\x04\x00")

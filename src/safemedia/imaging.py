@@ -259,7 +259,14 @@ def _declared_frames(
         return count
     if fmt in ("PNG", "WEBP", "AVIF", "HEIF"):
         return int(getattr(im, "n_frames", 1))
-    return 1  # TIFF pages are counted while seeking; MPO/ICO/BMP/JPEG are single frames
+    if fmt == "TIFF":  # walk the page directories only as far as the cap, decoding nothing
+        try:
+            im.seek(max_frames)
+        except (EOFError, ValueError):
+            im.seek(0)
+            return 1  # at most max_frames pages; counted again while decoding them
+        return max_frames + 1
+    return 1  # MPO, ICO, BMP and JPEG give one frame
 
 
 def gif_frames(body: bytes, *, limit: int) -> tuple[int, int, int]:
