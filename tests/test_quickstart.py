@@ -49,9 +49,17 @@ class Output:
             time.sleep(0.1)
 
 
-def _group_alive(pgid: int) -> bool:
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (scripts/demo: the SMTP sink and gunicorn's master)."""
+    listing = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(word) for word in listing.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
@@ -96,15 +104,21 @@ def test_scripts_demo_blocks_the_pattern_prints_the_alert_and_stops_on_ctrl_c(ki
         output.wait_for("Subject: safemedia: 1 image blocked", timeout=30)
         assert "/uploads/listed-pattern.png" in output.text
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        children = _children(process.pid)
+        # What Ctrl-C in the terminal does: SIGINT to the foreground process group, which holds
+        # only the script (it puts what it starts in process groups of their own).
+        os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=30)
         finally:
-            if _group_alive(process.pid):
-                os.killpg(process.pid, signal.SIGKILL)
+            for pid in [process.pid, *children]:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
     output.close()
     assert "demo: stopped" in output.text
+    assert len(children) == 2, children  # the SMTP sink and gunicorn
     deadline = time.monotonic() + 10
-    while _group_alive(process.pid) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(process.pid), "scripts/demo left processes running"
+    assert not any(_alive(pid) for pid in children), "scripts/demo left processes running"
+    assert "SIGKILL" not in output.text, "a gunicorn worker did not stop in time"

@@ -389,3 +389,24 @@ def test_response_headers_it_cannot_read_fail_closed() -> None:
     server.run(SafeMediaMiddleware(app, runtime=runtime), environ("/odd.png"))
     assert server.status.startswith("451 ")
     assert recorder.detections[0].verdict.reason is Reason.UNDECODABLE
+
+
+def test_an_image_labelled_as_text_is_still_checked() -> None:
+    runtime, recorder = make()
+    for body in (chunks(LISTED), FileWrapper(io.BytesIO(LISTED))):
+        server = Server()
+        app = eager(body, [("Content-Type", "text/html; charset=utf-8")])
+        server.run(SafeMediaMiddleware(app, runtime=runtime), environ("/page"))
+        assert server.status.startswith("451 ")
+    assert recorder.detections[0].verdict.is_match
+
+
+def test_a_labelled_text_stream_is_not_held_past_its_first_chunk() -> None:
+    runtime, _ = make()
+    app_body = Closing([b"<!doctype html>", b"<p>rest</p>"])
+    server = Server()
+    app = eager(app_body, [("Content-Type", "text/html")])
+    result = SafeMediaMiddleware(app, runtime=runtime)(environ("/page"), server.start_response)
+    assert server.status == "200 OK"
+    assert app_body.read == 1
+    assert b"".join(result) == b"<!doctype html><p>rest</p>"

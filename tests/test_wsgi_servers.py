@@ -175,6 +175,12 @@ def test_images_are_found_by_magic_bytes_when_the_type_says_nothing(site: Site) 
     assert text.content == site.images.body("notes.txt")
 
 
+def test_an_image_labelled_as_text_is_still_checked(site: Site) -> None:
+    assert_blocked(site.client.get("/stream/listed.png?type=text/html"))
+    clean = site.client.get("/stream/clean.png?type=text/plain")
+    assert clean.content == site.images.body("clean.png")
+
+
 def test_oversize_and_undecodable_images_are_blocked_with_their_reason(site: Site) -> None:
     assert_blocked(site.client.get("/static/big.jpg"))
     assert_blocked(site.client.get("/stream/big.jpg"))  # no content-length: stops at the cap

@@ -100,8 +100,9 @@ def chunk_bits_for(entries: int, hash_bits: int) -> int:
     return CHUNK_BITS
 
 
-def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.intp]:
-    """Chunk number ``chunk`` (bits ``[bits*chunk, bits*(chunk+1))``, MSB first) of every row."""
+def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]:
+    """Chunk number ``chunk`` (bits ``[bits*chunk, bits*(chunk+1))``, MSB first) of every row,
+    as ``uint16`` for 16-bit chunks (so that a stable argsort is a radix sort)."""
     offset = bits * chunk
     start = offset // 8
     value = np.zeros(rows.shape[0], dtype=np.uint32)
@@ -111,10 +112,12 @@ def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.intp]:
             value |= rows[:, start + k]
     value >>= 32 - offset % 8 - bits
     value &= (1 << bits) - 1
-    return value.astype(np.intp)
+    return value.astype(np.uint16) if bits <= 16 else value
 
 
-def _offsets(keys: npt.NDArray[np.intp], bits: int) -> npt.NDArray[np.uint32 | np.uint64]:
+def _offsets(
+    keys: npt.NDArray[np.uint16 | np.uint32], bits: int
+) -> npt.NDArray[np.uint32 | np.uint64]:
     buckets = 1 << bits
     counts = np.bincount(keys, minlength=buckets)
     offsets = np.zeros(buckets + 1, dtype=np.uint64)
@@ -208,6 +211,11 @@ class HammingIndex:
         return int(self._rows.shape[0])
 
     @property
+    def chunk_bits(self) -> int:
+        """Width of the chunks the tables are keyed by (16 or 20)."""
+        return self._bits
+
+    @property
     def multi_index(self) -> bool:
         """Whether chunk tables were built (sub-linear radius search)."""
         return self._lo is not None
@@ -268,7 +276,7 @@ class HammingIndex:
         masks = _masks(distance // tables, bits)
         if len(masks) * tables > _MAX_PROBES:
             return None
-        qkeys = np.stack([_keys(queries, bits, j) for j in range(tables)], axis=1)
+        qkeys = np.stack([_keys(queries, bits, j) for j in range(tables)], axis=1).astype(np.intp)
         # keys[q, j, p]: probe p of table j for query q; flat index into the stacked offsets
         keys = qkeys[:, :, None] ^ masks[None, None, :]
         keys += (np.arange(tables, dtype=np.intp) * ((1 << bits) + 1))[None, :, None]

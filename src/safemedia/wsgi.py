@@ -9,12 +9,15 @@ Usage::
     application = SafeMediaMiddleware(application)   # Config.load()
 
 Every decision is made by :mod:`safemedia.http` and :class:`safemedia.runtime.Runtime`; this
-module only moves bytes. A blocked URL is refused before the app is called. A response that is
-not an image is passed on untouched: the app's own iterable (a ``wsgi.file_wrapper`` too) and
-its ``write`` callable go straight to the server. An image is buffered up to ``max_body_bytes``
-(from the iterable and from ``write``), the app's iterable is closed, and the body is scanned
-before anything is sent. Lazy ``start_response`` (called on the first iteration) and
-``exc_info`` restarts are handled.
+module only moves bytes. A blocked URL is refused before the app is called. Every body's first
+bytes are sniffed, whatever its label (a browser shows image bytes in an ``<img>`` whatever
+their ``Content-Type``): a ``wsgi.file_wrapper``'s file is peeked without reading it, a stream
+is held only until its first bytes cannot start an image. A response that is not an image is
+then passed on untouched: the app's own iterable (a ``wsgi.file_wrapper`` too, when it was
+peeked) and its ``write`` callable go straight to the server. An image is buffered up to
+``max_body_bytes`` (from the iterable and from ``write``), the app's iterable is closed, and the
+body is scanned before anything is sent. Lazy ``start_response`` (called on the first
+iteration) and ``exc_info`` restarts are handled.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
     from _typeshed import OptExcInfo
 
-__all__ = ["SafeMediaMiddleware", "request_target"]
+__all__ = ["SafeMediaMiddleware", "peek_file", "request_target"]
 
 logger = logging.getLogger("safemedia")
 
@@ -123,6 +126,30 @@ def _status_code(status_line: str) -> int:
         return 0
 
 
+def peek_file(filelike: Any, size: int) -> bytes | None:
+    """The first ``size`` bytes of a seekable binary file, leaving its position as it was.
+
+    None when ``filelike`` is not such a file (then the body is read as it comes).
+    """
+    if filelike is None:
+        return None
+    try:
+        if not filelike.seekable():
+            return None
+        position = filelike.tell()
+        data = filelike.read(size)
+        filelike.seek(position)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return data if isinstance(data, bytes) else None
+
+
+def _filelike(result: Iterable[bytes]) -> Any:
+    """The file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``,
+    werkzeug's ``file``), else None."""
+    return getattr(result, "filelike", None) or getattr(result, "file", None)
+
+
 def _close(result: Iterable[bytes]) -> None:
     close = getattr(result, "close", None)
     if close is not None:
@@ -200,7 +227,11 @@ class _Exchange:
             return self._forward(None)  # not HTTP the policy can read: the server complains
         try:
             plan = http.plan_response(
-                self.rq, self.status, http.headers_from_wsgi(headers), self.runtime.config
+                self.rq,
+                self.status,
+                http.headers_from_wsgi(headers),
+                self.runtime.config,
+                sniff_labelled=True,
             )
         except Exception:  # headers a server would refuse too: fail closed, recorded
             logger.exception("safemedia: unreadable response headers for %s", self.rq.request.url)
@@ -213,12 +244,16 @@ class _Exchange:
         return self._enter(plan)
 
     def _write(self, data: bytes) -> None:
-        if self.mode is _Mode.PASS and self.server_write is not None:
-            while self.pending:
-                self.server_write(self.pending.pop(0))
+        if self.mode is not _Mode.PASS:
+            self._take(data)  # held; once it passes, what was held goes out at once
+            if not self._decided() or self.mode is _Mode.REPLY:
+                return
+            data = b""
+        assert self.server_write is not None
+        while self.pending:
+            self.server_write(self.pending.pop(0))
+        if data:
             self.server_write(data)
-        else:
-            self._take(data)
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -273,20 +308,18 @@ class _Exchange:
         self.buffer.append(bytes(data))
         self.size += len(data)
         if mode is _Mode.SNIFF:
-            if self.size >= http.SNIFF_BYTES:
-                self._sniffed()
+            prefix = b"".join(self.buffer)
+            if not http.sniff_needs_more(self.plan, prefix):
+                self._enter(http.plan_after_sniff(self.plan, prefix))
         elif self.size > self.plan.limit:
             self._too_large()
-
-    def _sniffed(self) -> None:
-        self._enter(http.plan_after_sniff(self.plan, b"".join(self.buffer)))
 
     def _end(self) -> None:
         """The app's body is complete."""
         if self.mode is _Mode.STARTING:
             raise AssertionError("the application returned without calling start_response")
         if self.mode is _Mode.SNIFF:
-            self._sniffed()
+            self._enter(http.plan_after_sniff(self.plan, b"".join(self.buffer)))
         if self.mode is _Mode.INSPECT:
             body = b"".join(self.buffer)
             self.buffer, self.size = [], 0
@@ -306,6 +339,10 @@ class _Exchange:
 
     def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
         """What to return to the server for the app's ``result``."""
+        if self.mode is _Mode.SNIFF and not self.buffer:
+            head = peek_file(_filelike(result), http.SNIFF_BYTES)
+            if head is not None:  # a file: its first bytes decide, the file stays unread
+                self._enter(http.plan_after_sniff(self.plan, head))
         if self.mode is _Mode.PASS and not self.pending:
             return result  # untouched: file_wrapper and all
         iterator: Iterator[bytes] | None = None

@@ -16,10 +16,12 @@ from tests.adversarial.site import Site
 from tests.realserver import Server, serve
 
 KINDS = ("uvicorn", "gunicorn")
+ALL_KINDS = (*KINDS, "django")  # django: gunicorn + the Django site (WhiteNoise for /static/)
 
 
 def command(kind: str, workers: int) -> list[str]:
-    """The server command: uvicorn + the Starlette app, or gunicorn (gthread) + the Flask app.
+    """The server command: uvicorn + the Starlette app, gunicorn (gthread) + the Flask app, or
+    (``django``) gunicorn + the Django site.
 
     Keep-alive is 30 s (as behind a proxy): with the default 2 s, gunicorn closes a connection
     that a starved client is just reusing, and the client sees a reset that is not safemedia's.
@@ -40,7 +42,12 @@ def command(kind: str, workers: int) -> list[str]:
             "30",
             "tests.adversarial.apps.asgi_app:app",
         ]
-    if kind == "gunicorn":
+    if kind in ("gunicorn", "django"):
+        app = (
+            "tests.adversarial.apps.flask_app:app"
+            if kind == "gunicorn"
+            else "tests.adversarial.apps.django_site:application"
+        )
         return [
             "{python}",
             "-m",
@@ -57,7 +64,7 @@ def command(kind: str, workers: int) -> list[str]:
             "5",
             "--keep-alive",
             "30",
-            "tests.adversarial.apps.flask_app:app",
+            app,
         ]
     raise ValueError(f"unknown server kind {kind!r}")
 
@@ -65,6 +72,10 @@ def command(kind: str, workers: int) -> list[str]:
 @contextlib.contextmanager
 def app_server(kind: str, site: Site, config: Path, *, workers: int = 1) -> Iterator[Server]:
     """Run the adversarial app for ``kind`` with ``config`` until the block ends."""
-    env = {"SAFEMEDIA_CONFIG": str(config), "ADVERSARIAL_SITE": str(site.root)}
+    env = {
+        "SAFEMEDIA_CONFIG": str(config),
+        "ADVERSARIAL_SITE": str(site.root),
+        "DJANGO_SETTINGS_MODULE": "tests.adversarial.apps.django_site",
+    }
     with serve(command(kind, workers), env=env, timeout=60) as server:
         yield server

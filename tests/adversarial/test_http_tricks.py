@@ -17,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from safemedia.config import Config
 from safemedia.store import open_store
 from tests.adversarial.evidence import record
-from tests.adversarial.servers import KINDS, app_server
+from tests.adversarial.hostile import Case, hostile_cases, seed_files
+from tests.adversarial.servers import ALL_KINDS, app_server
 from tests.adversarial.site import NOT_AN_IMAGE, Site, write_config
 from tests.smtp_support import SmtpServer, smtp_server
 
@@ -48,7 +50,7 @@ def verify_address(config_path: Path, address: str) -> None:
         store.close()
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=ALL_KINDS)
 def target(
     request: pytest.FixtureRequest, site: Site, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
@@ -221,6 +223,30 @@ def test_gzip_bomb_is_refused_without_inflating_it(target: Target) -> None:
         },
     )
     assert after - before < 256 * 1024, f"the worker grew by {(after - before) // 1024} MiB"
+
+
+# --- hostile bodies through the whole stack -----------------------------------------------------
+
+SEEDS = seed_files()
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+@given(case=hostile_cases(SEEDS))
+def test_hostile_image_bodies_never_cause_a_5xx_and_pass_only_intact(
+    target: Target, site: Site, case: Case
+) -> None:
+    name = f"fuzz-{hashlib.sha256(case.body).hexdigest()[:16]}.bin"
+    (site.static / name).write_bytes(case.body)
+    response = target.client.get(f"/typed/image-jpeg/{name}")
+    assert response.status_code in (200, BLOCKED), (case.seed, response.status_code)
+    if response.status_code == 200:
+        assert response.content == case.body
 
 
 # --- copies of a listed image ------------------------------------------------------------------

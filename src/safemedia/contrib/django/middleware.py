@@ -11,7 +11,9 @@ one raises ``ImproperlyConfigured`` naming the key, so the worker does not start
 
 It works on ``HttpResponse``, ``StreamingHttpResponse`` and ``FileResponse`` (WhiteNoise's and
 ``django.views.static.serve``'s): decisions come from :mod:`safemedia.http`; a non-image response
-is returned untouched (a ``FileResponse`` keeps ``wsgi.file_wrapper``); an image is read up to
+is returned untouched (a ``FileResponse`` keeps ``wsgi.file_wrapper``). Every body is sniffed
+whatever its label (a FileResponse by peeking at its file, a stream only until its first bytes
+cannot start an image), since browsers show image bytes whatever the label. An image is read up to
 ``max_body_bytes`` and checked; a block turns the response into the block reply in place, so
 Django still closes the original file. In async mode, file reads and scans run in the runtime's
 worker threads, never on the event loop.
@@ -42,7 +44,7 @@ from safemedia.contrib import config_from_setting
 from safemedia.http import Reply, RequestPlan, ResponseAction, ResponsePlan
 from safemedia.runtime import Runtime
 from safemedia.verdict import Reason
-from safemedia.wsgi import request_target
+from safemedia.wsgi import peek_file, request_target
 
 __all__ = ["SafeMediaMiddleware", "get_runtime"]
 
@@ -115,7 +117,7 @@ class SafeMediaMiddleware:
         check = _Check(runtime, rq, self.get_response(request))  # type: ignore[arg-type]
         op = check.advance(None)
         while op is not None:
-            op = check.advance(check.body.read(op.size, op.peek) if op.reads else op.run())
+            op = check.advance(check.body.read(op) if op.reads else op.run())
         if check.reply is not None:
             check.body.close_unread()
         return check.finish()
@@ -128,7 +130,7 @@ class SafeMediaMiddleware:
         op = check.advance(None)
         while op is not None:
             if op.reads:
-                op = check.advance(await check.body.aread(op.size, op.peek, runtime))
+                op = check.advance(await check.body.aread(op, runtime))
             else:
                 op = check.advance(await runtime.run_blocking(op.run))
         if check.reply is not None:
@@ -177,6 +179,7 @@ class _Op:
     size: int = 0
     peek: bool = False
     call: Callable[[], Reply | None] | None = None
+    sniff: ResponsePlan | None = None  # stop reading once these bytes cannot start an image
 
     @property
     def reads(self) -> bool:
@@ -196,7 +199,7 @@ class _Check:
         self.reply: Reply | None = None
         status = response.status_code
         headers = _headers(response)
-        rp = http.plan_response(rq, status, headers, runtime.config)
+        rp = http.plan_response(rq, status, headers, runtime.config, sniff_labelled=True)
         self.steps: Generator[_Op, Any, Reply | None] | None = None
         if rp.action is not ResponseAction.PASS:
             self.steps = _decide(runtime, rq, rp, status, headers)
@@ -222,7 +225,7 @@ def _decide(
     runtime: Runtime, rq: RequestPlan, rp: ResponsePlan, status: int, headers: http.Headers
 ) -> Generator[_Op, Any, Reply | None]:
     if rp.action is ResponseAction.SNIFF:
-        prefix: bytes = yield _Op(http.SNIFF_BYTES, peek=True)
+        prefix: bytes = yield _Op(http.SNIFF_BYTES, peek=True, sniff=rp)
         rp = http.plan_after_sniff(rp, prefix)
     if rp.action is ResponseAction.PASS:
         return None
@@ -266,59 +269,51 @@ class _Body:
     def touched(self) -> bool:
         return self.sync_iter is not None or self.async_iter is not None
 
-    def _peek_file(self, size: int) -> bytes | None:
-        """The first bytes of a FileResponse's file, leaving it where it was (zero-copy kept)."""
-        f = getattr(self.response, "file_to_stream", None)
-        if f is None or self.touched:
+    def _peek(self) -> bytes | None:
+        """A FileResponse's first bytes, its file left unread (``wsgi.file_wrapper`` kept)."""
+        if self.touched:
             return None
-        try:
-            if not f.seekable():
-                return None
-            position = f.tell()
-            data: bytes = f.read(size)
-            f.seek(position)
-        except (AttributeError, OSError, ValueError):
-            return None
-        return data
+        return peek_file(getattr(self.response, "file_to_stream", None), http.SNIFF_BYTES)
 
-    def read(self, size: int, peek: bool = False) -> bytes:
-        if peek and (data := self._peek_file(size)) is not None:
+    def _enough(self, size: int, sniff: ResponsePlan | None) -> bool:
+        if self.ended or self.size >= size:
+            return True
+        return sniff is not None and not http.sniff_needs_more(sniff, b"".join(self.held))
+
+    def read(self, op: _Op) -> bytes:
+        if op.peek and (data := self._peek()) is not None:
             return data
         if not self.response.streaming and not self.ended:
             self._load_content()
         if self.is_async:  # an async stream met by sync middleware (ASGI, sync layer below)
-            return async_to_sync(self._aread_stream)(size)
+            return async_to_sync(self._aread_stream)(op)
         if not self.ended and self.sync_iter is None:
             self.sync_iter = iter(self.response.streaming_content)  # type: ignore[attr-defined]
-        while self.size < size and not self.ended:
+        while not self._enough(op.size, op.sniff):
             assert self.sync_iter is not None
             try:
-                chunk = next(self.sync_iter)
+                self._hold(next(self.sync_iter))
             except StopIteration:
                 self.ended = True
-                break
-            self._hold(chunk)
         return b"".join(self.held)
 
-    async def aread(self, size: int, peek: bool, runtime: Runtime) -> bytes:
+    async def aread(self, op: _Op, runtime: Runtime) -> bytes:
         if not self.response.streaming and not self.ended:
             self._load_content()
         if self.ended:
             return b"".join(self.held)
         if not self.is_async:  # a file or a sync iterator: read it in a worker thread
-            return await runtime.run_blocking(self.read, size, peek)
-        return await self._aread_stream(size)
+            return await runtime.run_blocking(self.read, op)
+        return await self._aread_stream(op)
 
-    async def _aread_stream(self, size: int) -> bytes:
+    async def _aread_stream(self, op: _Op) -> bytes:
         if self.async_iter is None:
             self.async_iter = aiter(self.response.streaming_content)  # type: ignore[attr-defined]
-        while self.size < size and not self.ended:
+        while not self._enough(op.size, op.sniff):
             try:
-                chunk = await anext(self.async_iter)
+                self._hold(await anext(self.async_iter))
             except StopAsyncIteration:
                 self.ended = True
-                break
-            self._hold(chunk)
         return b"".join(self.held)
 
     def _hold(self, chunk: bytes) -> None:
