@@ -180,6 +180,21 @@ def test_an_app_that_ends_an_image_body_early_gets_a_block() -> None:
     assert call(SafeMediaMiddleware(app, runtime=runtime()), "/cut.png").status == 451
 
 
+def test_a_text_response_the_app_leaves_unfinished_is_passed_on_not_blocked() -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+    result = call(SafeMediaMiddleware(app, runtime=runtime()), "/t.txt")
+    assert (result.status, result.body) == (200, b"")
+
+
 def test_a_blocked_url_is_refused_without_calling_the_app() -> None:
     calls: list[str] = []
     rt = runtime(blocked_cache_seconds=0)  # an unblock applies at once

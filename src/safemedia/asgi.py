@@ -132,7 +132,7 @@ class _Responder:
         self.state = _WAITING
         self.start: Message | None = None
         self.plan: ResponsePlan | None = None
-        self.buffer = _Body()
+        self.buffer = _NO_BODY  # replaced by a fresh _Body when the response is held
 
     async def send(self, message: Message) -> None:
         state = self.state
@@ -176,6 +176,7 @@ class _Responder:
         self.start = message
         self.plan = plan
         self.state = _HOLDING
+        self.buffer = _Body()
         if plan.action is ResponseAction.UNINSPECTABLE:
             await self._uninspectable(plan.reason, plan.detail, more=True)
 
@@ -280,7 +281,16 @@ class _Responder:
         await _send_reply(self.send_next, reply)
 
     async def app_ended_early(self) -> None:
-        """The app returned without finishing its image body: uninspectable (truncated)."""
+        """The app returned without finishing its body: what it sent goes on if it cannot be
+        an image; an image (or what may be one) is uninspectable (truncated)."""
+        plan = self.plan
+        if (
+            plan is not None
+            and plan.action is ResponseAction.SNIFF
+            and plan_after_sniff(plan, self.buffer.value()).action is ResponseAction.PASS
+        ):
+            await self._release(more=False)
+            return
         await self._uninspectable(Reason.TRUNCATED, "the app ended the body early", more=False)
 
 
@@ -304,6 +314,9 @@ class _Body:
         joined = b"".join(self.chunks)
         self.chunks = [joined]
         return joined
+
+
+_NO_BODY = _Body()
 
 
 def _read(message: Message, limit: int) -> bytes:

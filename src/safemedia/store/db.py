@@ -201,12 +201,14 @@ class Database:
 
     def _lock_fd(self) -> int | None:
         pid = os.getpid()
-        if self._lock_file is None or self._lock_pid != pid:
+        if self._lock_pid != pid:
             # After a fork the inherited descriptor shares the parent's lock: open our own.
+            # Read-only is enough for flock, so an operator's command run as another user (who
+            # can read the store) takes turns with the app too.
             assert self.path is not None
             try:
                 self._lock_file = os.open(
-                    f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                    f"{self.path}.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644
                 )
             except OSError as exc:
                 logger.warning("safemedia store: no writer lock file (%s); using SQLite's", exc)
