@@ -62,11 +62,11 @@ def test_faithful_scale_keeps_blocks_within_a_quarter_of_the_pdq_window(
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_drafted_jpeg_hashes_like_full_resolution_in_every_orientation(orientation: int) -> None:
-    # 2050 x 1530 is not a multiple of the scale: mirrored frames have their part-block first.
+    # 2051 x 1531 is not a multiple of the scale: mirrored frames have their part-block first.
     exif = Image.Exif()
     exif[0x0112] = orientation
     out = io.BytesIO()
-    blobs(2050, 1530, orientation).save(out, "JPEG", quality=90, exif=exif.tobytes())
+    blobs(2051, 1531, orientation).save(out, "JPEG", quality=90, exif=exif.tobytes())
     fast = decode(out.getvalue(), max_pixels=10**8, max_frames=1).frames[0]
     full = decode(out.getvalue(), max_pixels=10**8, max_frames=1, full_resolution=True).frames[0]
     assert fast.info[REDUCTION].scale == 2

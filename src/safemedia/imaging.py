@@ -432,6 +432,10 @@ def _flatten(im: Image.Image, *, keep_grey: bool) -> Image.Image:
     return im.convert("RGB")
 
 
+# round(v * 255 / 65535) for every 16-bit v (no ties: 65535 is odd and 255 divides it).
+_SIXTEEN_TO_EIGHT = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _scaled_to_grey(im: Image.Image) -> Image.Image:
     """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping.
 
@@ -461,6 +465,8 @@ def _scaled_to_grey(im: Image.Image) -> Image.Image:
         scale, offset = 255.0 / 65535.0, 0.0  # 16-bit
     else:
         scale, offset = 255.0 / (high - low or 1.0), -low  # anything else: stretch
+    if not floating and offset == 0.0 and scale < 1.0:  # 16-bit values: one table look-up
+        return Image.fromarray(_SIXTEEN_TO_EIGHT[data], "L")
     out = np.empty(data.shape, dtype=np.uint8)
     for top in range(0, height, step):
         part = data[top : top + step].astype(np.float32)

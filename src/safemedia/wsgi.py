@@ -23,6 +23,7 @@ iteration) and ``exc_info`` restarts are handled.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from enum import Enum
@@ -144,10 +145,22 @@ def peek_file(filelike: Any, size: int) -> bytes | None:
     return data if isinstance(data, bytes) else None
 
 
-def _filelike(result: Iterable[bytes]) -> Any:
-    """The file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``,
-    werkzeug's ``file``), else None."""
-    return getattr(result, "filelike", None) or getattr(result, "file", None)
+def _peek(result: Iterable[bytes]) -> bytes | None:
+    """The first bytes of a body that can be read without consuming it: a list or tuple of
+    chunks, or the file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``,
+    werkzeug's ``file``); else None."""
+    if type(result) is list or type(result) is tuple:
+        head = b""
+        for chunk in result:
+            try:
+                head += chunk
+            except TypeError:  # not bytes: read it as it comes (the server will complain)
+                return None
+            if len(head) >= http.SNIFF_BYTES:
+                break
+        return head
+    filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
+    return peek_file(filelike, http.SNIFF_BYTES)
 
 
 def _close(result: Iterable[bytes]) -> None:
@@ -340,8 +353,8 @@ class _Exchange:
     def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
         """What to return to the server for the app's ``result``."""
         if self.mode is _Mode.SNIFF and not self.buffer:
-            head = peek_file(_filelike(result), http.SNIFF_BYTES)
-            if head is not None:  # a file: its first bytes decide, the file stays unread
+            head = _peek(result)
+            if head is not None:  # a list or a file: its first bytes decide, nothing consumed
                 self._enter(http.plan_after_sniff(self.plan, head))
         if self.mode is _Mode.PASS and not self.pending:
             return result  # untouched: file_wrapper and all
@@ -362,7 +375,8 @@ class _Exchange:
                 self.server_start(line, http.headers_to_wsgi(reply.headers))
                 return [reply.body]
             handed_on = True
-            return _Passing(self, result, iterator)
+            held, self.pending = self.pending, []  # later write() calls go straight out
+            return _Passing(result, itertools.chain(held, iterator or iter(result)))
         finally:
             if not handed_on:
                 _close(result)
@@ -371,25 +385,14 @@ class _Exchange:
 class _Passing:
     """The app's body, after the bytes that were held while deciding; closes the app's result."""
 
-    __slots__ = ("exchange", "iterator", "result")
+    __slots__ = ("body", "result")
 
-    def __init__(
-        self, exchange: _Exchange, result: Iterable[bytes], iterator: Iterator[bytes] | None
-    ) -> None:
-        self.exchange = exchange
+    def __init__(self, result: Iterable[bytes], body: Iterator[bytes]) -> None:
         self.result = result
-        self.iterator = iterator
+        self.body = body
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        pending = self.exchange.pending
-        if pending:
-            return pending.pop(0)
-        if self.iterator is None:
-            self.iterator = iter(self.result)
-        return next(self.iterator)
+        return self.body
 
     def close(self) -> None:
         _close(self.result)

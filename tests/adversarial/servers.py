@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.adversarial.site import Site
-from tests.realserver import Server, serve
+from tests.realserver import UVICORN, Server, serve
 
 KINDS = ("uvicorn", "gunicorn")
 ALL_KINDS = (*KINDS, "django")  # django: gunicorn + the Django site (WhiteNoise for /static/)
@@ -28,14 +28,7 @@ def command(kind: str, workers: int) -> list[str]:
     """
     if kind == "uvicorn":
         return [
-            "{python}",
-            "-m",
-            "uvicorn",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--no-access-log",
+            *UVICORN,
             "--workers",
             str(workers),
             "--timeout-keep-alive",

@@ -161,23 +161,9 @@ def test_listed_image_with_a_generic_label_is_blocked(target: Target, label: str
     assert blocked(target.client.get(f"/typed/{label}/listed-c.webp"))
 
 
-# The ASGI adapter sniffs labelled bodies (browsers show image bytes in an <img> whatever the
-# label); the WSGI adapter did not yet when this was written: an open finding there.
-WSGI_SNIFFS_LABELLED = False
-
-
 @pytest.mark.parametrize("label", ["text-plain", "text-html"])
-def test_listed_image_labelled_as_text_is_blocked(
-    target: Target, label: str, request: pytest.FixtureRequest
-) -> None:
-    if target.kind == "gunicorn" and not WSGI_SNIFFS_LABELLED:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="open finding: the WSGI adapter passes image bytes labelled text/* "
-                "uninspected (safemedia.http.plan_response(sniff_labelled=False))",
-                strict=False,
-            )
-        )
+def test_listed_image_labelled_as_text_is_blocked(target: Target, label: str) -> None:
+    """Browsers show image bytes in an <img> whatever the label, so labels prove nothing."""
     assert blocked(target.client.get(f"/typed/{label}/listed-c.webp"))
 
 
