@@ -247,3 +247,41 @@ def test_phash_lists_match_when_phash_is_configured(tmp_path: Path) -> None:
     assert (verdict.match.algorithm, verdict.match.entry_id) == ("phash", "own-upload")
     assert verdict.match.distance <= 8
     assert engine_with(tmp_path, f"phash {listed}\n").scan(SHARPENED).is_clean  # pdq only
+
+
+def test_scans_stay_consistent_while_lists_reload(tmp_path: Path) -> None:
+    f = tmp_path / "list.txt"
+    listed = f"pdq {pdq_of(BRIDGE)} bridge\n"
+    f.write_text(listed, encoding="utf-8")
+    engine = Engine(Config(hash_lists=(ListConfig(path=f),), list_reload_interval=0))
+    bodies = [BRIDGE, SHARPENED, jpeg(11, (96, 96))]
+    stop = threading.Event()
+    seen: list[tuple[bool, int]] = []
+
+    def scanner() -> None:
+        while not stop.is_set():
+            for body in bodies:
+                verdict = engine.scan(body)
+                if body is BRIDGE:
+                    seen.append((verdict.is_match, verdict.lists_generation))
+
+    threads = [threading.Thread(target=scanner) for _ in range(3)]
+    for t in threads:
+        t.start()
+    generations = {engine.lists_generation}
+    for k in range(6):
+        f.write_text(("# algorithm: pdq\n" if k % 2 else listed) + f"# edit {k}\n", "utf-8")
+        generations.add(engine.lists_generation)
+        stop.wait(0.05)  # let the scanners see this edit
+    stop.set()
+    for t in threads:
+        t.join()
+    generations.update(g for _, g in seen)
+    stats = engine.stats()
+    assert stats["errors"] == 0
+    assert len(generations) > 1
+    # each verdict agrees with the lists of its generation: listed in even edits, not in odd ones
+    by_generation: dict[int, set[bool]] = {}
+    for matched, generation in seen:
+        by_generation.setdefault(generation, set()).add(matched)
+    assert all(len(v) == 1 for v in by_generation.values())
