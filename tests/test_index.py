@@ -106,7 +106,8 @@ def test_very_large_lists_use_wide_chunks() -> None:
     assert chunk_bits_for(1_000_000, 256) == 16
     assert chunk_bits_for(10_000_000, 256) == 20
     assert chunk_bits_for(100_000, 64) == 16
-    assert chunk_bits_for(2_000_000, 64) == 20
+    assert chunk_bits_for(1_000_000, 64) == 20
+    assert chunk_bits_for(10_000_000, 64) == 20
 
 
 def test_bad_arguments_are_refused() -> None:

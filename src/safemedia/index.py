@@ -93,11 +93,11 @@ def _masks(radius: int, bits: int) -> npt.NDArray[np.intp]:
 
 
 def chunk_bits_for(entries: int, hash_bits: int) -> int:
-    """16-bit chunks, or 20-bit ones once their bigger offsets cost under 8 bytes an entry."""
-    wide_tables = hash_bits // WIDE_CHUNK_BITS
-    if entries >= wide_tables * (1 << WIDE_CHUNK_BITS) // 2:
-        return WIDE_CHUNK_BITS
-    return CHUNK_BITS
+    """16-bit chunks, or 20-bit ones once their bigger offsets tables are worth it: under 8 bytes
+    an entry for PDQ (memory matters at millions of entries), 16 for 64-bit hashes."""
+    offsets_bytes = (hash_bits // WIDE_CHUNK_BITS) * (1 << WIDE_CHUNK_BITS) * 4
+    budget = 16 if hash_bits <= 64 else 8
+    return WIDE_CHUNK_BITS if entries * budget >= offsets_bytes else CHUNK_BITS
 
 
 def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]:
