@@ -145,6 +145,22 @@ class _Responder:
                 await self.send_next(message)
         elif state == _HOLDING:
             try:
+                plan = self.plan
+                if (
+                    plan is not None
+                    and plan.action is ResponseAction.SNIFF
+                    and not plan.encodings
+                    and not self.buffer.size
+                    and message["type"] == "http.response.body"
+                ):  # the common case: a first chunk that is plainly not an image goes on as is
+                    body = message.get("body", b"")
+                    if not sniff_image(body[:SNIFF_BYTES]) and (
+                        not message.get("more_body", False) or not sniff_needs_more(plan, body)
+                    ):
+                        self.state = _PASSING
+                        await self.send_next(self.start)  # type: ignore[arg-type]
+                        await self.send_next(message)
+                        return
                 await self._on_held(message)
             except OSError:
                 raise
@@ -182,25 +198,6 @@ class _Responder:
 
     async def _on_held(self, message: Message) -> None:
         kind = message["type"]
-        plan = self.plan
-        if (
-            kind == "http.response.body"
-            and plan is not None
-            and plan.action is ResponseAction.SNIFF
-            and not plan.encodings
-            and not self.buffer.size
-        ):  # the common case: a first chunk that is plainly not an image goes on untouched
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if not sniff_image(body[:SNIFF_BYTES]) and (
-                not more or not sniff_needs_more(plan, body)
-            ):
-                start = self.start
-                assert start is not None
-                self.state = _PASSING
-                await self.send_next(start)
-                await self.send_next(message)
-                return
         if kind == "http.response.body":
             self.buffer.add(message.get("body", b""))
             await self._progress(more=bool(message.get("more_body", False)))
