@@ -69,12 +69,13 @@ def test_validators_from_an_older_list_generation_are_dropped() -> None:
     assert not rq.revalidated
 
 
-def test_untagged_validators_are_dropped_only_on_image_paths() -> None:
-    assert plan("/a.png", [(b"if-none-match", b'"abc"')]).strip == {
-        b"if-none-match",
-        b"if-modified-since",
-    }
-    assert plan("/a.png", [(b"if-modified-since", b"x")]).strip == {b"if-modified-since"}
+def test_untagged_validators_are_dropped_wherever_an_image_may_be_served() -> None:
+    for path in ("/a.png", "/media/123", "/"):
+        assert plan(path, [(b"if-none-match", b'"abc"')]).strip == {
+            b"if-none-match",
+            b"if-modified-since",
+        }
+        assert plan(path, [(b"if-modified-since", b"x")]).strip == {b"if-modified-since"}
     assert not plan("/style.css", [(b"if-none-match", b'"abc"')]).changes_headers
     assert not plan("/style.css", [(b"if-modified-since", b"x")]).changes_headers
 

@@ -72,6 +72,15 @@ def test_uninspectable_detection_keeps_its_reason(tmp_path: Path) -> None:
     assert "too_large" in event.summary()
 
 
+def test_uninspectable_response_is_refused_and_mailed_but_its_url_stays_open(
+    tmp_path: Path,
+) -> None:
+    store = open_store(store_config(tmp_path))
+    store.record(uninspectable_detection("/u/big.png"))
+    assert not store.is_blocked("example.org/u/big.png")  # the next response is checked again
+    assert store.outbox.status().pending == 1
+
+
 def test_old_schema_file_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     config = store_config(tmp_path)
     path = tmp_path / "state.db"

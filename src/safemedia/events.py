@@ -44,6 +44,12 @@ class Detection:
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
+    def blocks_url(self) -> bool:
+        """Whether the URL stays blocked: only a match does. An uninspectable response is
+        refused (fail closed) and recorded, but a later response at its URL is checked again."""
+        return self.action is Action.BLOCKED and self.verdict.is_match
+
+    @property
     def url(self) -> str:
         """The request target as the blocked-URL key: ``host + path [+ ?query]``."""
         return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
@@ -53,7 +59,7 @@ class DetectionRecorder(Protocol):
     """Durable sink for detections and the set of blocked URLs."""
 
     def record(self, detection: Detection) -> None:
-        """Persist ``detection`` (and block its URL when blocked) before returning."""
+        """Persist ``detection`` (and block its URL when it blocks it) before returning."""
 
     def is_blocked(self, url: str) -> bool:
         """Whether ``url`` (as :attr:`Detection.url`) is blocked."""
@@ -76,7 +82,7 @@ class LoggingRecorder:
             v.reason,
             v.sha256,
         )
-        if detection.action is Action.BLOCKED:
+        if detection.blocks_url:
             self._blocked.add(detection.url)
 
     def is_blocked(self, url: str) -> bool:

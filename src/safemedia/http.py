@@ -120,7 +120,28 @@ IMAGE_PATH_SUFFIXES = (
     ".tiff",
     ".jxl",
 )
-"""Paths that look like images: validators safemedia did not issue are not honoured there."""
+"""Paths that look like images (the block page's ``Content-Disposition``-free guess)."""
+
+NON_IMAGE_PATH_SUFFIXES = (
+    ".html",
+    ".htm",
+    ".css",
+    ".js",
+    ".mjs",
+    ".json",
+    ".xml",
+    ".txt",
+    ".csv",
+    ".map",
+    ".svg",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".otf",
+    ".pdf",
+)
+"""Paths that do not serve raster images; on every other path (``/media/123`` too), validators
+safemedia did not issue are not honoured, so a cache from before safemedia cannot be revalidated."""
 
 RANGE_KEEPING_SUFFIXES = (
     ".mp4",
@@ -215,8 +236,8 @@ def plan_request(
     them). GET and HEAD lose ``Range`` and ``If-Range`` (except on audio/video paths), so the app
     returns whole images. Conditional validators are honoured only when they are ETags that
     safemedia tagged for the lists generation in force; a stale tag drops ``If-None-Match`` and
-    ``If-Modified-Since`` so the image is sent, and checked, again. On paths that look like
-    images, validators safemedia did not issue are dropped too.
+    ``If-Modified-Since`` so the image is sent, and checked, again. On every path that may serve
+    an image (all but known non-image suffixes), validators safemedia did not issue are dropped.
     """
     request = Request(method.upper(), host.lower(), path, query, client)
     if request.method not in ("GET", "HEAD"):
@@ -240,7 +261,7 @@ def plan_request(
     strip: set[bytes] = set()
     if range_value is not None and not lowered.endswith(RANGE_KEEPING_SUFFIXES):
         strip.update((b"range", b"if-range"))
-    image_path = lowered.endswith(IMAGE_PATH_SUFFIXES)
+    image_path = not lowered.endswith(NON_IMAGE_PATH_SUFFIXES + RANGE_KEEPING_SUFFIXES)
     set_headers: tuple[tuple[bytes, bytes], ...] = ()
     revalidated = False
     self_validate: frozenset[str] = frozenset()

@@ -122,7 +122,8 @@ class Store:
     def add_detection(self, detection: Detection, *, notify: bool = True) -> int:
         """Record ``detection`` in one transaction; returns its id.
 
-        A blocked detection blocks its URL and, with ``notify``, queues a notification.
+        A blocked match blocks its URL (see :attr:`Detection.blocks_url`); with ``notify``, every
+        blocked detection (match or uninspectable) queues a notification.
         """
         row = detection_row(detection, record_client=self.config.record_client_address)
         blocked = detection.action is Action.BLOCKED
@@ -134,17 +135,17 @@ class Store:
                 f"INSERT INTO detections ({columns}) VALUES ({marks})", tuple(row.values())
             )
             detection_id = int(cur.lastrowid or 0)
-            if blocked:
+            if detection.blocks_url:
                 conn.execute(
                     "INSERT INTO blocked_urls (url, detection_id, sha256, time)"
                     " VALUES (?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
                     (row["url"], detection_id, row["sha256"], row["time"]),
                 )
-                if notify:
-                    conn.execute(
-                        "INSERT INTO outbox (detection_id, created) VALUES (?, ?)",
-                        (detection_id, time.time()),
-                    )
+            if blocked and notify:
+                conn.execute(
+                    "INSERT INTO outbox (detection_id, created) VALUES (?, ?)",
+                    (detection_id, time.time()),
+                )
             return detection_id
 
         detection_id = self.db.write(txn, what="record a detection")
