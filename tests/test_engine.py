@@ -89,6 +89,14 @@ def test_per_list_distance_overrides_the_default(tmp_path: Path) -> None:
     assert Engine(global_strict).scan(copy).is_clean
 
 
+def test_changed_global_matching_settings_give_a_new_lists_generation(tmp_path: Path) -> None:
+    text = f"pdq {pdq_of(BRIDGE)}\n"
+    base = engine_with(tmp_path, text).lists_generation
+    assert engine_with(tmp_path, text).lists_generation == base  # same settings, same number
+    assert engine_with(tmp_path, text, distances={"pdq": 20}).lists_generation != base
+    assert engine_with(tmp_path, text, dihedral=False).lists_generation != base
+
+
 def test_low_quality_images_get_no_perceptual_verdict(tmp_path: Path) -> None:
     flat = encode(Image.new("RGB", (64, 64), (90, 90, 90)), "PNG")
     engine = engine_with(tmp_path, f"pdq {pdq_of(flat)} flat\n")

@@ -316,11 +316,17 @@ class ListSet:
         cls,
         lists: Sequence[tuple[ListConfig, ParsedList]],
         allow: Sequence[ParsedList] = (),
+        *,
+        settings: str = "",
     ) -> ListSet:
-        """Index ``lists`` (each with its configuration) and the allow-lists."""
+        """Index ``lists`` (each with its configuration) and the allow-lists.
+
+        ``settings`` names the global matching settings; they are part of the generation, so a
+        verdict (or an ETag) made under other distances or signals is not trusted.
+        """
         tables = _tables([p for _, p in lists])
         allow_tables = _tables(list(allow))
-        generation = _generation([c for c, _ in lists], [p for _, p in lists], allow)
+        generation = _generation([c for c, _ in lists], [p for _, p in lists], allow, settings)
         return cls(
             tuple(c for c, _ in lists),
             tuple(p for _, p in lists),
@@ -402,12 +408,31 @@ def _tables(parsed: Sequence[ParsedList]) -> dict[str, _Table]:
     return {name: _Table.build(items, SIGNALS[name].perceptual) for name, items in parts.items()}
 
 
+def matching_settings(config: Config) -> str:
+    """The global settings that decide a verdict besides the lists themselves, as text."""
+    return repr(
+        (
+            sorted(config.distances.items()),
+            config.algorithms,
+            config.dihedral,
+            config.pdq_quality_min,
+            config.full_resolution,
+            config.max_pixels,
+            config.max_frames,
+        )
+    )
+
+
 def _generation(
-    configs: Iterable[ListConfig], parsed: Iterable[ParsedList], allow: Iterable[ParsedList]
+    configs: Iterable[ListConfig],
+    parsed: Iterable[ParsedList],
+    allow: Iterable[ParsedList],
+    settings: str = "",
 ) -> int:
     """A number that changes whenever the lists in force change: a digest of their contents and
     settings, so every worker process with the same files agrees on it."""
     h = hashlib.blake2b(digest_size=6)
+    h.update(f"settings|{settings}\n".encode())
     for c, p in zip(configs, parsed, strict=True):
         h.update(f"list|{c.display_name}|{c.distance}|{c.algorithm}|{p.digest}\n".encode())
     for a in allow:
@@ -438,6 +463,7 @@ class ListManager:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._configs = tuple(c for c in config.hash_lists if c.enabled)
         self._allow_paths = tuple(config.allow_lists)
+        self._settings = matching_settings(config)
         self._interval = config.list_reload_interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -463,7 +489,7 @@ class ListManager:
     def _build(self) -> ListSet:
         lists = [(c, self._files[c.path].parsed) for c in self._configs]
         allow = [self._files[p].parsed for p in self._allow_paths]
-        return ListSet.build(lists, allow)
+        return ListSet.build(lists, allow, settings=self._settings)
 
     @property
     def in_force(self) -> ListSet:
