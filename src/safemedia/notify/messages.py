@@ -101,6 +101,7 @@ def alert(
         f'  safemedia unblock {first} --reason "reviewed: not abusive"',
         "      lifts the block of a false positive and allow-lists those exact bytes;",
         "      the review is kept in the audit trail.",
+        DJANGO_HINT,
         "",
         REPORTING_DUTY,
         "",
@@ -109,12 +110,15 @@ def alert(
     return msg
 
 
+DJANGO_HINT = "(On a Django site, run these as `python manage.py safemedia ...`.)"
+
+
 def verification(code: str, *, sender: str, to: str, ttl_minutes: int) -> EmailMessage:
     """The one-time code that proves ``to`` reaches the operator."""
     msg = _new_message(sender=sender, to=to, subject="safemedia: confirm this address")
     msg.set_content(
         "Someone asked safemedia to send its detection alerts to this address.\n\n"
-        f"To confirm, run:\n\n    safemedia email confirm {code}\n\n"
+        f"To confirm, run:\n\n    safemedia email confirm {code}\n\n{DJANGO_HINT}\n\n"
         f"The code works once and expires in {ttl_minutes} minutes. If you did not ask for\n"
         "this, ignore this mail: no alert is sent to an unconfirmed address.\n",
         charset="utf-8",

@@ -43,7 +43,8 @@ def unverified_warning(config: Config) -> str:
     return (
         f"safemedia: detection alerts wait in the outbox until {config.notify_to} is verified; "
         f"run `safemedia email verify {config.notify_to}` and then "
-        "`safemedia email confirm CODE` with the code it mails"
+        "`safemedia email confirm CODE` with the code it mails "
+        "(on a Django site: `python manage.py safemedia email ...`)"
     )
 
 
