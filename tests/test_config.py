@@ -49,6 +49,8 @@ def test_bad_value_names_the_key() -> None:
         Config.from_mapping({"max_frames": "many"})
     with pytest.raises(ConfigError, match="block_status"):
         Config.from_mapping({"block_status": 200})
+    with pytest.raises(ConfigError, match="store"):
+        Config.from_mapping({"store": "redis://localhost/0"})
 
 
 def test_uninspectable_reasons_are_blocked_unless_allowed() -> None:

@@ -304,11 +304,9 @@ def _validate(config: Config, where: str) -> None:
     need(400 <= config.block_status <= 599, "block_status", "must be a 4xx or 5xx status")
     need(0 <= config.pdq_quality_min <= 100, "pdq_quality_min", "must be 0-100")
     need(
-        config.store.startswith("sqlite:///")
-        or config.store.startswith("memory:")
-        or config.store.startswith("redis://"),
+        config.store.startswith(("sqlite:///", "memory:")),
         "store",
-        "must be sqlite:///PATH, memory: or redis://...",
+        "must be sqlite:///PATH or memory: (there is no backend for several hosts yet)",
     )
     need(config.notify_digest_window >= 0, "notify_digest_window", "must not be negative")
     need(config.notify_retry_initial > 0, "notify_retry_initial", "must be positive")

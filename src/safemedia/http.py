@@ -50,7 +50,7 @@ from safemedia.verdict import Reason, Verdict, VerdictKind
 
 __all__ = [
     "GENERIC_CONTENT_TYPES",
-    "IMAGE_PATH_SUFFIXES",
+    "NON_IMAGE_PATH_SUFFIXES",
     "RANGE_KEEPING_SUFFIXES",
     "SNIFF_BYTES",
     "Headers",
@@ -102,26 +102,6 @@ GENERIC_CONTENT_TYPES = frozenset(
 )
 """Content types that say nothing: the body is sniffed for image magic bytes."""
 
-IMAGE_PATH_SUFFIXES = (
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".png",
-    ".apng",
-    ".gif",
-    ".webp",
-    ".avif",
-    ".heic",
-    ".heif",
-    ".bmp",
-    ".ico",
-    ".tif",
-    ".tiff",
-    ".jxl",
-)
-"""Paths that look like images (the block page's ``Content-Disposition``-free guess)."""
-
 NON_IMAGE_PATH_SUFFIXES = (
     ".html",
     ".htm",
@@ -160,6 +140,8 @@ RANGE_KEEPING_SUFFIXES = (
     ".aac",
 )
 """Audio/video paths keep ``Range`` (seeking); an image that still arrives as 206 is blocked."""
+
+_NO_IMAGE_SUFFIXES = NON_IMAGE_PATH_SUFFIXES + RANGE_KEEPING_SUFFIXES
 
 _NOT_MODIFIED_KEEP = frozenset(
     {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
@@ -261,13 +243,13 @@ def plan_request(
     strip: set[bytes] = set()
     if range_value is not None and not lowered.endswith(RANGE_KEEPING_SUFFIXES):
         strip.update((b"range", b"if-range"))
-    image_path = not lowered.endswith(NON_IMAGE_PATH_SUFFIXES + RANGE_KEEPING_SUFFIXES)
+    may_serve_image = not lowered.endswith(_NO_IMAGE_SUFFIXES)
     set_headers: tuple[tuple[bytes, bytes], ...] = ()
     revalidated = False
     self_validate: frozenset[str] = frozenset()
     if inm is not None:
         originals, synthetic, fresh, untagged = _read_if_none_match(inm, generation)
-        if not fresh or (untagged and image_path):
+        if not fresh or (untagged and may_serve_image):
             strip.update((b"if-none-match", b"if-modified-since"))
         elif len(originals) + len(synthetic) > untagged:
             self_validate = frozenset(synthetic)
@@ -277,7 +259,7 @@ def plan_request(
                 revalidated = True
             elif synthetic:
                 strip.update((b"if-none-match", b"if-modified-since"))
-    elif ims is not None and image_path:
+    elif ims is not None and may_serve_image:
         strip.add(b"if-modified-since")
     return RequestPlan(
         request,
