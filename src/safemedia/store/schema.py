@@ -98,6 +98,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 3: change counts, so a process can keep the blocked URLs in memory and re-read them only
+    # when they changed (see safemedia.lookups.BlockedUrls).
+    (
+        """CREATE TABLE change_counts (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "INSERT INTO change_counts (name, value) VALUES ('blocked_urls', 0)",
+        """CREATE TRIGGER blocked_urls_insert_counted AFTER INSERT ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+        """CREATE TRIGGER blocked_urls_update_counted AFTER UPDATE ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+        """CREATE TRIGGER blocked_urls_delete_counted AFTER DELETE ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -166,6 +166,34 @@ class Store:
         )
         return row is not None
 
+    def blocked_urls_version(self) -> int:
+        """A number that changes whenever a URL is blocked or unblocked (by any process)."""
+        row = self.db.read(
+            lambda conn: conn.execute(
+                "SELECT value FROM change_counts WHERE name = 'blocked_urls'"
+            ).fetchone(),
+            what="check the blocked URLs",
+        )
+        return int(row[0]) if row is not None else 0
+
+    def blocked_url_set(self, limit: int) -> tuple[int, frozenset[str] | None]:
+        """:meth:`blocked_urls_version` and every blocked URL, read in one snapshot.
+
+        The set is None when there are more than ``limit`` (ask :meth:`is_blocked` per URL).
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[int, frozenset[str] | None]:
+            row = conn.execute(
+                "SELECT value FROM change_counts WHERE name = 'blocked_urls'"
+            ).fetchone()
+            version = int(row[0]) if row is not None else 0
+            urls = conn.execute("SELECT url FROM blocked_urls LIMIT ?", (limit + 1,)).fetchall()
+            if len(urls) > limit:
+                return version, None
+            return version, frozenset(url for (url,) in urls)
+
+        return self.db.read(read, what="read the blocked URLs", snapshot=True)
+
     def is_allowed(self, sha256: str) -> bool:
         """Whether bodies with ``sha256`` were reviewed as false positives (never a match)."""
         row = self.db.read(
