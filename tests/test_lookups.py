@@ -1,4 +1,5 @@
-"""Blocked URLs kept in memory: fresh from the store when it changes, never a query per URL."""
+"""The store's blocked URLs and allow-list kept in memory: fresh when the store changes, never a
+query per request."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from safemedia import lookups
-from safemedia.lookups import BlockedUrls, CachedAnswers, blocked_urls
+from safemedia.lookups import CachedAnswers, StoreSet, store_set
 from safemedia.store import Store, open_store
+from safemedia.store.store import SetTable
 from tests.recording import MemoryRecorder
 from tests.store_support import match_detection, store_config
+
+
+def blocked_set(source: Store | CountingStore, ttl: float) -> StoreSet:
+    return StoreSet(source, "blocked_urls", source.is_blocked, ttl)
 
 
 class CountingStore:
@@ -27,20 +33,20 @@ class CountingStore:
         self.per_url += 1
         return self.store.is_blocked(url)
 
-    def blocked_urls_version(self) -> int:
+    def change_count(self, table: SetTable) -> int:
         self.version_reads += 1
-        return self.store.blocked_urls_version()
+        return self.store.change_count(table)
 
-    def blocked_url_set(self, limit: int) -> tuple[int, frozenset[str] | None]:
+    def key_set(self, table: SetTable, limit: int) -> tuple[int, frozenset[str] | None]:
         self.set_reads += 1
-        return self.store.blocked_url_set(limit)
+        return self.store.key_set(table, limit)
 
 
 def test_unseen_urls_are_answered_from_memory_without_a_query_each(tmp_path: Path) -> None:
     store = open_store(store_config(tmp_path), quiet=True)
     store.record(match_detection("/u/listed.jpg"))
     counting = CountingStore(store)
-    blocked = BlockedUrls(counting, ttl=60.0)
+    blocked = blocked_set(counting, 60.0)
     answers = [blocked(f"example.org/t/{n}") for n in range(1000)]
     assert not any(answers)
     assert blocked("example.org/u/listed.jpg")
@@ -53,7 +59,7 @@ def test_a_block_recorded_by_another_process_is_seen_once_the_cache_time_passes(
 ) -> None:
     config = store_config(tmp_path)
     here, other = open_store(config, quiet=True), open_store(config, quiet=True)
-    blocked = BlockedUrls(here, ttl=0.05)
+    blocked = blocked_set(here, 0.05)
     assert not blocked("example.org/u/1.jpg")
     other.record(match_detection("/u/1.jpg"))
     time.sleep(0.06)
@@ -67,7 +73,7 @@ def test_an_operators_unblock_applies_and_unchanged_sets_are_not_read_again(
     store = open_store(config, quiet=True)
     store.record(match_detection("/u/1.jpg"))
     counting = CountingStore(open_store(config, quiet=True))
-    blocked = BlockedUrls(counting, ttl=0)
+    blocked = blocked_set(counting, 0)
     assert blocked("example.org/u/1.jpg")
     assert blocked("example.org/u/1.jpg")
     assert counting.set_reads == 1  # the change count did not move: the set is not read again
@@ -78,7 +84,7 @@ def test_an_operators_unblock_applies_and_unchanged_sets_are_not_read_again(
 
 def test_a_block_this_process_records_is_seen_at_once(tmp_path: Path) -> None:
     store = open_store(store_config(tmp_path), quiet=True)
-    blocked = BlockedUrls(store, ttl=3600.0)
+    blocked = blocked_set(store, 3600.0)
     assert not blocked("example.org/u/1.jpg")
     store.record(match_detection("/u/1.jpg"))
     blocked.forget("example.org/u/1.jpg")
@@ -93,7 +99,7 @@ def test_more_blocked_urls_than_fit_in_memory_are_checked_per_url(
     for n in range(5):
         store.record(match_detection(f"/u/{n}.jpg"))
     counting = CountingStore(store)
-    blocked = BlockedUrls(counting, ttl=0)
+    blocked = blocked_set(counting, 0)
     assert blocked("example.org/u/4.jpg")
     assert not blocked("example.org/u/9.jpg")
     assert counting.per_url == 2
@@ -105,12 +111,23 @@ def test_a_store_that_fails_answers_not_blocked_and_the_body_is_still_scanned(
 ) -> None:
     store = open_store(store_config(tmp_path), quiet=True)
     store.record(match_detection("/u/1.jpg"))
-    blocked = BlockedUrls(store, ttl=0)
+    blocked = blocked_set(store, 0)
     store.close()
     assert blocked("example.org/u/1.jpg") is False
-    assert "could not read the blocked URLs" in caplog.text
+    assert "could not read blocked_urls" in caplog.text
 
 
-def test_a_recorder_without_a_set_is_asked_per_url() -> None:
+def test_a_recorder_without_sets_is_asked_per_url() -> None:
     recorder = MemoryRecorder()
-    assert isinstance(blocked_urls(recorder, 1.0), CachedAnswers)
+    assert isinstance(store_set(recorder, "blocked_urls", recorder.is_blocked, 1.0), CachedAnswers)
+
+
+def test_an_allow_listing_by_another_process_is_seen_from_memory(tmp_path: Path) -> None:
+    config = store_config(tmp_path)
+    here, operator = open_store(config, quiet=True), open_store(config, quiet=True)
+    operator.record(match_detection("/u/1.jpg", sha256="ab" * 32))
+    allowed = StoreSet(here, "allowed_sha256", here.is_allowed, ttl=0)
+    assert not allowed("ab" * 32)
+    operator.unblock("example.org/u/1.jpg", reason="reviewed: harmless", actor="test")
+    assert allowed("ab" * 32)
+    assert not allowed("cd" * 32)

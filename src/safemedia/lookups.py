@@ -1,9 +1,9 @@
 """Answers from the store kept in memory, so a request does not query SQLite.
 
-:class:`CachedAnswers` reuses each yes/no answer for a few seconds. :class:`BlockedUrls` holds
-the store's whole set of blocked URLs and re-reads it only when the store says it changed, so
-checking a URL that was never seen before costs a set lookup, not a query (and no file I/O on an
-event loop).
+:class:`CachedAnswers` reuses each yes/no answer for a few seconds. :class:`StoreSet` holds a
+whole table of the store (the blocked URLs, the allow-list) and re-reads it only when the store
+says it changed, so checking a URL never seen before costs a set lookup, not a query (and no file
+I/O on an event loop).
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
-
-from safemedia.events import DetectionRecorder
+from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger("safemedia")
 
 CACHE_SIZE = 100_000
 """Most answers :class:`CachedAnswers` keeps (then it starts afresh), and most URLs
-:class:`BlockedUrls` holds in memory (beyond that it asks the store per URL)."""
+:class:`StoreSet` holds in memory (beyond that it asks the store per key)."""
 
 
 class CachedAnswers:
@@ -56,64 +54,67 @@ class CachedAnswers:
 
 
 @runtime_checkable
-class BlockedUrlSource(Protocol):
-    """A recorder that can hand over all its blocked URLs (the store)."""
+class SetSource(Protocol):
+    """A recorder that can hand over whole tables of keys (the store)."""
 
-    def is_blocked(self, url: str) -> bool: ...
+    def change_count(self, table: Any) -> int: ...
 
-    def blocked_urls_version(self) -> int: ...
-
-    def blocked_url_set(self, limit: int) -> tuple[int, frozenset[str] | None]: ...
+    def key_set(self, table: Any, limit: int) -> tuple[int, frozenset[str] | None]: ...
 
 
-class BlockedUrls:
-    """Whether a URL is blocked, answered from an in-memory copy of the store's set.
+class StoreSet:
+    """Whether a key (a blocked URL, an allow-listed sha256) is in one of the store's tables,
+    answered from an in-memory copy.
 
-    At most every ``ttl`` seconds (always, with 0) the store's change count for blocked URLs is
-    read (one small query); when it moved, the set is read again. A block this process records
-    is seen at once (:meth:`forget`); other processes' blocks and operators' unblocks within
-    ``ttl``. With more than :data:`CACHE_SIZE` blocked URLs, or when the store fails, it falls
-    back to asking the store per URL (answers reused for ``ttl``; an error answers "not blocked",
-    and the response is still scanned).
+    At most every ``ttl`` seconds (always, with 0) the table's change count is read (one small
+    query); when it moved, the keys are read again. A change this process makes is seen at once
+    (:meth:`forget`); other processes' changes and operators' commands within ``ttl``. With more
+    than :data:`CACHE_SIZE` keys, or when the store fails, it falls back to ``ask`` per key
+    (answers reused for ``ttl``; an error answers no, so a response is still scanned).
     """
 
-    def __init__(self, source: BlockedUrlSource, ttl: float) -> None:
+    def __init__(
+        self, source: SetSource, table: str, ask: Callable[[str], bool], ttl: float
+    ) -> None:
         self._source = source
+        self._table = table
         self._ttl = ttl
-        self._per_url = CachedAnswers(source.is_blocked, ttl, "is_blocked", default=False)
-        # (change count, URLs or None to ask per URL, when to check the count again)
+        self._per_key = CachedAnswers(ask, ttl, f"reading {table}", default=False)
+        # (change count, keys or None to ask per key, when to check the count again)
         self._state: tuple[int, frozenset[str] | None, float] = (-1, None, 0.0)
 
-    def __call__(self, url: str) -> bool:
-        version, urls, check_at = self._state
+    def __call__(self, key: str) -> bool:
+        version, keys, check_at = self._state
         if time.monotonic() >= check_at:
-            version, urls = self._refresh(version, urls)
-        if urls is None:
-            return self._per_url(url)
-        return url in urls
+            version, keys = self._refresh(version, keys)
+        if keys is None:
+            return self._per_key(key)
+        return key in keys
 
     def _refresh(
-        self, version: int, urls: frozenset[str] | None
+        self, version: int, keys: frozenset[str] | None
     ) -> tuple[int, frozenset[str] | None]:
         try:
-            current = self._source.blocked_urls_version()
+            current = self._source.change_count(self._table)
             if current != version:
-                current, urls = self._source.blocked_url_set(CACHE_SIZE)
+                current, keys = self._source.key_set(self._table, CACHE_SIZE)
         except Exception:
-            logger.exception("safemedia: could not read the blocked URLs; asking per URL")
-            current, urls = -1, None
-        self._state = (current, urls, time.monotonic() + self._ttl)
-        return current, urls
+            logger.exception("safemedia: could not read %s; asking per key", self._table)
+            current, keys = -1, None
+        self._state = (current, keys, time.monotonic() + self._ttl)
+        return current, keys
 
-    def forget(self, url: str) -> None:
-        """``url``'s answer may have changed (this process blocked it): check at the next call."""
-        version, urls, _ = self._state
-        self._state = (version, urls, 0.0)
-        self._per_url.forget(url)
+    def forget(self, key: str) -> None:
+        """``key``'s answer may have changed (this process changed it): check at the next call."""
+        version, keys, _ = self._state
+        self._state = (version, keys, 0.0)
+        self._per_key.forget(key)
 
 
-def blocked_urls(recorder: DetectionRecorder, ttl: float) -> BlockedUrls | CachedAnswers:
-    """:class:`BlockedUrls` when ``recorder`` can give its set (the store), else per URL."""
-    if isinstance(recorder, BlockedUrlSource):
-        return BlockedUrls(recorder, ttl)
-    return CachedAnswers(recorder.is_blocked, ttl, "is_blocked", default=False)
+def store_set(
+    recorder: object, table: str, ask: Callable[[str], bool], ttl: float
+) -> StoreSet | CachedAnswers:
+    """:class:`StoreSet` when ``recorder`` can hand over ``table`` (the store), else per key."""
+    if isinstance(recorder, SetSource):
+        return StoreSet(recorder, table, ask, ttl)
+    return CachedAnswers(ask, ttl, f"reading {table}", default=False)

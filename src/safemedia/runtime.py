@@ -30,7 +30,7 @@ from safemedia import http
 from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
-from safemedia.lookups import CachedAnswers, blocked_urls
+from safemedia.lookups import store_set
 from safemedia.verdict import Reason, Verdict
 
 if TYPE_CHECKING:
@@ -130,10 +130,10 @@ class Runtime:
     ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store
     (:func:`safemedia.store.open_store`, with its :class:`~safemedia.notify.Notifier` started);
     pass them to share one between adapters or in tests; the runtime closes only what it built.
-    ``blocked_cache_seconds``: how long the store's blocked URLs (kept in memory, see
-    :class:`safemedia.lookups.BlockedUrls`) and ``is_allowed`` answers are trusted before the store
-    is asked again (0: every time), so it is not queried on every request; an operator's unblock
-    or allow-listing, or another process's block, applies within that time.
+    ``blocked_cache_seconds``: how long the store's blocked URLs and allow-list (kept in memory,
+    see :class:`safemedia.lookups.StoreSet`) are trusted before the store is asked again (0:
+    every time), so it is not queried on every request; an operator's unblock or allow-listing,
+    or another process's block, applies within that time.
     """
 
     def __init__(
@@ -149,10 +149,12 @@ class Runtime:
         self._owns_recorder = recorder is None
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
         self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
-        self._blocked = blocked_urls(self.recorder, blocked_cache_seconds)
+        self._blocked = store_set(
+            self.recorder, "blocked_urls", self.recorder.is_blocked, blocked_cache_seconds
+        )
         store_allows = getattr(self.recorder, "is_allowed", None)
         allowed = (
-            CachedAnswers(store_allows, blocked_cache_seconds, "is_allowed", default=False)
+            store_set(self.recorder, "allowed_sha256", store_allows, blocked_cache_seconds)
             if callable(store_allows)
             else None
         )
