@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tests.store_support import match_detection  # noqa: E402
 
 from safemedia.config import Config  # noqa: E402
+from safemedia.lookups import StoreSet  # noqa: E402
 from safemedia.store import Store, StoreError, open_store  # noqa: E402
 
 
@@ -113,10 +114,14 @@ def main() -> None:
             base.execute("INSERT INTO d (body) VALUES (?)", ("x" * 600,))
             return base.execute("COMMIT")
 
-        rows: dict[str, list[float]] = {k: [] for k in ("bare", "blocked", "allowed", "bc", "rec")}
+        in_memory = StoreSet(store, "blocked_urls", store.is_blocked, ttl=1.0)
+        rows: dict[str, list[float]] = {
+            k: [] for k in ("bare", "blocked", "memory", "allowed", "bc", "rec")
+        }
         for r in range(rounds):
             rows["bare"].append(per_call_us(bare_lookup, lookups))
             rows["blocked"].append(per_call_us(lambda i: store.is_blocked(f"x/{i}"), lookups))
+            rows["memory"].append(per_call_us(lambda i: in_memory(f"x/{i}"), lookups))
             rows["allowed"].append(per_call_us(lambda i: store.is_allowed(f"{i:064x}"), lookups))
             rows["bc"].append(per_call_us(bare_commit, commits))
             prefix = f"/r{r}/"
@@ -129,6 +134,11 @@ def main() -> None:
     print(
         f"| `is_blocked(url)` | {med['blocked']:.1f} us | bare sqlite3 PK SELECT "
         f"{med['bare']:.1f} us | {med['blocked'] / med['bare']:.1f}x |"
+    )
+    print(
+        "| request path: blocked URLs in memory (`lookups.StoreSet`), 1,000 blocked | "
+        f"{med['memory']:.2f} us"
+        f" | bare sqlite3 PK SELECT {med['bare']:.1f} us | {med['memory'] / med['bare']:.2f}x |"
     )
     print(
         f"| `is_allowed(sha256)` | {med['allowed']:.1f} us | bare sqlite3 PK SELECT "

@@ -30,6 +30,7 @@ from safemedia import http
 from safemedia.config import Config, ConfigError
 from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
+from safemedia.lookups import store_set
 from safemedia.verdict import Reason, Verdict
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
-
-_CACHE_SIZE = 100_000
 
 
 class Scanner(Protocol):
@@ -125,48 +124,16 @@ def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Sc
     return engine
 
 
-class _Answers:
-    """Yes/no answers of a slower source (the store), reused for ``ttl`` seconds.
-
-    Reads take no lock (a dict read is atomic); errors are logged and answer ``default``.
-    """
-
-    def __init__(self, ask: Callable[[str], bool], ttl: float, what: str, default: bool) -> None:
-        self._ask = ask
-        self._ttl = ttl
-        self._what = what
-        self._default = default
-        self._answers: dict[str, tuple[bool, float]] = {}
-
-    def __call__(self, key: str) -> bool:
-        now = time.monotonic()
-        cached = self._answers.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        try:
-            answer = self._ask(key)
-        except Exception:
-            logger.exception("safemedia: %s failed; answering %s", self._what, self._default)
-            return self._default
-        if self._ttl > 0:
-            if len(self._answers) >= _CACHE_SIZE:
-                self._answers.clear()
-            self._answers[key] = (answer, now + self._ttl)
-        return answer
-
-    def forget(self, key: str) -> None:
-        self._answers.pop(key, None)
-
-
 class Runtime:
     """Config, engine, recorder, a bounded scan pool and the after-commit hooks.
 
     ``engine`` and ``recorder`` default to :class:`safemedia.engine.Engine` and the store
     (:func:`safemedia.store.open_store`, with its :class:`~safemedia.notify.Notifier` started);
     pass them to share one between adapters or in tests; the runtime closes only what it built.
-    ``blocked_cache_seconds``: how long the store's ``is_blocked`` / ``is_allowed`` answers are
-    reused (0: ask every time), so it is not queried on every request; an operator's unblock or
-    allow-listing applies within that time.
+    ``blocked_cache_seconds``: how long the store's blocked URLs and allow-list (kept in memory,
+    see :class:`safemedia.lookups.StoreSet`) are trusted before the store is asked again (0:
+    every time), so it is not queried on every request; an operator's unblock or allow-listing,
+    or another process's block, applies within that time.
     """
 
     def __init__(
@@ -182,12 +149,12 @@ class Runtime:
         self._owns_recorder = recorder is None
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
         self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
-        self._blocked = _Answers(
-            self.recorder.is_blocked, blocked_cache_seconds, "is_blocked", default=False
+        self._blocked = store_set(
+            self.recorder, "blocked_urls", self.recorder.is_blocked, blocked_cache_seconds
         )
         store_allows = getattr(self.recorder, "is_allowed", None)
         allowed = (
-            _Answers(store_allows, blocked_cache_seconds, "is_allowed", default=False)
+            store_set(self.recorder, "allowed_sha256", store_allows, blocked_cache_seconds)
             if callable(store_allows)
             else None
         )

@@ -98,6 +98,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 3: change counts, so a process can keep the blocked URLs and the allow-list in memory and
+    # re-read them only when they changed (see safemedia.lookups.StoreSet).
+    (
+        """CREATE TABLE change_counts (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "INSERT INTO change_counts (name, value) VALUES ('blocked_urls', 0), ('allowed_sha256', 0)",
+        """CREATE TRIGGER blocked_urls_insert_counted AFTER INSERT ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+        """CREATE TRIGGER blocked_urls_update_counted AFTER UPDATE ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+        """CREATE TRIGGER blocked_urls_delete_counted AFTER DELETE ON blocked_urls
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'blocked_urls'; END""",
+        """CREATE TRIGGER allowed_sha256_insert_counted AFTER INSERT ON allowed_sha256
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'allowed_sha256'; END""",
+        """CREATE TRIGGER allowed_sha256_update_counted AFTER UPDATE ON allowed_sha256
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'allowed_sha256'; END""",
+        """CREATE TRIGGER allowed_sha256_delete_counted AFTER DELETE ON allowed_sha256
+        BEGIN UPDATE change_counts SET value = value + 1 WHERE name = 'allowed_sha256'; END""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from safemedia.config import DEFAULT_STORE, Config
 from safemedia.events import Action, Detection
@@ -43,6 +43,10 @@ from safemedia.store.records import (
 from safemedia.store.schema import migrate
 
 logger = logging.getLogger("safemedia.store")
+
+SetTable = Literal["blocked_urls", "allowed_sha256"]
+SET_TABLES: dict[str, str] = {"blocked_urls": "url", "allowed_sha256": "sha256"}
+"""Tables a process may keep in memory (:class:`safemedia.lookups.StoreSet`), and their keys."""
 
 CODE_TTL = 3600.0
 CODE_MAX_FAILURES = 5
@@ -165,6 +169,35 @@ class Store:
             what="check a blocked URL",
         )
         return row is not None
+
+    def change_count(self, table: SetTable) -> int:
+        """A number that changes whenever ``table`` changes (by any process)."""
+        row = self.db.read(
+            lambda conn: conn.execute(
+                "SELECT value FROM change_counts WHERE name = ?", (table,)
+            ).fetchone(),
+            what=f"check {table}",
+        )
+        return int(row[0]) if row is not None else 0
+
+    def key_set(self, table: SetTable, limit: int) -> tuple[int, frozenset[str] | None]:
+        """:meth:`change_count` and every key of ``table`` (URLs, sha256s), in one snapshot.
+
+        The set is None when there are more than ``limit`` keys (ask per key instead).
+        """
+        column = SET_TABLES[table]
+
+        def read(conn: sqlite3.Connection) -> tuple[int, frozenset[str] | None]:
+            row = conn.execute(
+                "SELECT value FROM change_counts WHERE name = ?", (table,)
+            ).fetchone()
+            version = int(row[0]) if row is not None else 0
+            keys = conn.execute(f"SELECT {column} FROM {table} LIMIT ?", (limit + 1,)).fetchall()
+            if len(keys) > limit:
+                return version, None
+            return version, frozenset(key for (key,) in keys)
+
+        return self.db.read(read, what=f"read {table}", snapshot=True)
 
     def is_allowed(self, sha256: str) -> bool:
         """Whether bodies with ``sha256`` were reviewed as false positives (never a match)."""
