@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import threading
 import warnings
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -339,3 +341,107 @@ def test_very_long_sixteen_bit_png_is_reduced_along_its_long_axis_only() -> None
     assert frame.mode == "RGB"
     assert frame.width == width
     assert frame.height <= height // 512
+
+
+def png_of_rows(
+    width: int, height: int, rows: bytes, *, depth: int = 8, colour: int = 2, interlace: int = 0
+) -> bytes:
+    """A PNG whose IDAT is ``rows`` deflated as one complete zlib stream (however short)."""
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+# (width, height, bit depth, colour type, interlace): RGB, 16-bit grey, palette-less grey with
+# alpha, 1-bit grey, and Adam7-interlaced images down to one row or one pixel.
+PNG_SHAPES = [
+    (30, 20, 8, 2, 0),
+    (30, 20, 16, 0, 0),
+    (30, 20, 8, 4, 0),
+    (33, 20, 1, 0, 0),
+    (30, 21, 8, 6, 1),
+    (30, 20, 16, 2, 1),
+    (9, 1, 8, 2, 1),
+    (1, 1, 8, 0, 1),
+]
+
+
+def random_rows(width: int, height: int, bits: int, interlaced: bool, seed: int) -> bytes:
+    """Image data for a PNG: random pixels, filter type 0 on every row of every Adam7 pass."""
+    rng = np.random.default_rng(seed)
+    passes = ADAM7 if interlaced else ((0, 0, 1, 1),)
+    out = bytearray()
+    for x0, y0, dx, dy in passes:
+        columns, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
+        if columns and rows:
+            for _ in range(rows):
+                out += b"\x00" + rng.integers(0, 256, (columns * bits + 7) // 8, np.uint8).tobytes()
+    return bytes(out)
+
+
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+@pytest.mark.parametrize("shape", PNG_SHAPES, ids=str)
+def test_png_whose_image_data_ends_early_is_truncated(
+    shape: tuple[int, int, int, int, int],
+) -> None:
+    width, height, depth, colour, interlace = shape
+    bits = depth * {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    rows = random_rows(width, height, bits, bool(interlace), seed=sum(shape))
+    png = functools.partial(
+        png_of_rows, width, height, depth=depth, colour=colour, interlace=interlace
+    )
+    assert decoded(png(rows)).frames[0].size == (width, height)
+    for cut in sorted({len(rows) - 1, len(rows) // 2, 1}):
+        assert reason_for(png(rows[:cut])) is Reason.TRUNCATED, cut
+
+
+def test_png_cut_short_stays_truncated_when_the_host_loads_truncated_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    rows = random_rows(40, 30, 24, False, seed=5)
+    assert reason_for(png_of_rows(40, 30, rows[: len(rows) // 3])) is Reason.TRUNCATED
+    assert decoded(png_of_rows(40, 30, rows)).frames[0].size == (40, 30)
+
+
+def test_png_whose_last_rows_are_blank_is_complete_not_truncated() -> None:
+    blank = Image.new("RGB", (50, 40), (0, 0, 0))
+    blank.paste((200, 30, 30), (0, 0, 50, 10))
+    assert decoded(encode(blank, "PNG")).frames[0].getpixel((0, 39)) == (0, 0, 0)
+    assert decoded(encode(Image.new("L", (7, 1)), "PNG")).frames[0].size == (7, 1)
+
+
+def test_apng_whose_second_frame_ends_early_is_truncated() -> None:
+    first, second = noise(40, 30, 1), noise(40, 30, 2)
+    out = io.BytesIO()
+    first.save(out, "PNG", save_all=True, append_images=[second])
+    body = out.getvalue()
+    assert len(decoded(body).frames) == 2
+    # Re-deflate the second frame's data (its fdAT chunk) without its last rows.
+    start = body.index(b"fdAT") - 4
+    (length,) = struct.unpack_from(">I", body, start)
+    sequence, data = body[start + 8 : start + 12], body[start + 12 : start + 8 + length]
+    cut = zlib.compress(zlib.decompress(data)[:-200])
+    body = body[:start] + png_chunk(b"fdAT", sequence + cut) + body[start + 12 + length :]
+    assert reason_for(body) is Reason.TRUNCATED
+
+
+def test_thin_sixteen_bit_png_whose_data_ends_early_is_truncated_not_hashed() -> None:
+    # The fuzzer's 118-byte PNG claiming 40 x 2,097,182 16-bit pixels: once "clean" after ~2 s.
+    fixture = Path(__file__).parent / "fixtures" / "regressions"
+    body = (fixture / "png-16bit-height-claims-2097182-rows.bin").read_bytes()
+    assert reason_for(body) is Reason.TRUNCATED

@@ -25,11 +25,14 @@ import math
 import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from safemedia.hashing import REDUCTION, Reduction
@@ -126,6 +129,11 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
             Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames ({declared}+)"
         )
 
+    if fmt == "PNG":  # before the EXIF look-up, which decodes a PNG to find a late eXIf chunk
+        if b"acTL" not in body:
+            _load_png(im, body)
+        elif not png_streams_complete(body):
+            raise DecodeError(Reason.TRUNCATED, "APNG image data ends before a frame's last row")
     orientation = _orientation(im)
     drafted = 1
     if not full_resolution and fmt in ("JPEG", "MPO"):
@@ -315,6 +323,128 @@ def _skip_sub_blocks(body: bytes, pos: int) -> int:
     return pos
 
 
+# --- PNG: a zlib stream that ends before the last row --------------------------------------
+#
+# Pillow's PNG decoder stops at the end of the zlib stream and keeps the rows it never wrote
+# (zeros), without an error: a PNG whose image data ends early would be hashed as a complete
+# picture. A still PNG is decoded into an image whose last written pixels hold a pattern; if the
+# pattern survives, the data did not reach them (or happens to equal it: then the stream itself
+# is measured). An APNG's streams are measured before decoding (one extra inflate of each).
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7 passes: first column, first row, column step, row step.
+_ADAM7: tuple[tuple[int, int, int, int], ...] = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
+
+
+def png_data_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> int:
+    """Bytes of filtered rows (a filter byte each) that a PNG image of this size inflates to."""
+    total = 0
+    for x0, y0, dx, dy in _ADAM7 if interlaced else ((0, 0, 1, 1),):
+        columns = max(0, -(-(width - x0) // dx))
+        rows = max(0, -(-(height - y0) // dy))
+        if columns and rows:
+            total += rows * (1 + (columns * bits_per_pixel + 7) // 8)
+    return total
+
+
+def png_streams_complete(body: bytes) -> bool:
+    """Whether every image stream (IDAT, and each APNG frame's fdAT) inflates to all its rows.
+
+    Walks the chunks (CRCs are Pillow's business); a stream that zlib cannot inflate counts as
+    complete here, because Pillow reports it as broken anyway.
+    """
+    if not body.startswith(_PNG_SIGNATURE):
+        return True
+    view = memoryview(body)
+    pos, previous = len(_PNG_SIGNATURE), b""
+    bits, interlaced, size = 0, False, (0, 0)
+    frame_size: tuple[int, int] | None = None
+    streams: list[tuple[int, list[memoryview]]] = []
+    while pos + 8 <= len(body):
+        length, kind = struct.unpack_from(">I4s", body, pos)
+        data = view[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR" and len(data) >= 13:
+            width, height, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data)
+            bits, interlaced, size = (
+                depth * _PNG_CHANNELS.get(colour, 4),
+                interlace == 1,
+                (
+                    width,
+                    height,
+                ),
+            )
+        elif kind == b"fcTL" and len(data) >= 12:
+            frame_size = struct.unpack_from(">II", data, 4)
+        elif kind in (b"IDAT", b"fdAT"):
+            if kind != previous:
+                dims = size if kind == b"IDAT" else frame_size
+                if dims is None:
+                    previous = kind
+                    continue
+                streams.append((png_data_size(*dims, bits, interlaced), []))
+            streams[-1][1].append(data if kind == b"IDAT" else data[4:])
+        elif kind == b"IEND":
+            break
+        previous = kind
+    return all(_inflates_to(chunks, need) for need, chunks in streams if bits)
+
+
+def _inflates_to(chunks: list[memoryview], need: int) -> bool:
+    """Whether these pieces of one zlib stream inflate to at least ``need`` bytes (output
+    discarded as it comes, a megabyte at a time)."""
+    inflater = zlib.decompressobj()
+    got = 0
+    try:
+        for chunk in chunks:
+            data: bytes | memoryview = chunk
+            while data and not inflater.eof:
+                got += len(inflater.decompress(data, 1 << 20))
+                if got >= need:
+                    return True
+                data = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        got += len(inflater.flush())
+    except zlib.error:
+        return True
+    return got >= need
+
+
+def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
+    """Load a still PNG, raising ``truncated`` when its image data ends before the last row."""
+    width, height = im.size
+    interlaced = bool(im.info.get("interlace"))
+    columns = slice(None)
+    if not interlaced or (height == 1 and width == 1):
+        row = height - 1
+    elif height >= 2:
+        row = height - 1 if (height - 1) % 2 else height - 2  # Adam7's last pass: odd rows
+    else:
+        row, columns = 0, slice(1, None, 2)  # one interlaced row: the last pass fills odd columns
+    box = (0, row, width, row + 1)
+    blank = Image.new(im.mode, (width, 1))
+    count = len(blank.tobytes())
+    pattern = ((np.arange(count, dtype=np.uint32) * 151 + 89) % 251).astype(np.uint8)
+    marker = Image.frombytes(im.mode, (width, 1), pattern.tobytes())
+    canvas = Image.new(im.mode, im.size)
+    canvas.paste(marker, box)
+    im.im = canvas.im  # Pillow decodes into this image instead of a fresh one
+    _load(im)
+    last = np.asarray(im.crop(box))[:, columns]
+    if np.array_equal(last, np.asarray(marker)[:, columns]) and not png_streams_complete(body):
+        raise DecodeError(Reason.TRUNCATED, "PNG image data ends before its last row")
+
+
 def _orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(_ORIENTATION, 1)
@@ -439,16 +569,25 @@ _SIXTEEN_TO_EIGHT = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535)
 def _scaled_to_grey(im: Image.Image) -> Image.Image:
     """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping.
 
-    Works through the rows in slices of about a million pixels, so a frame at the pixel cap needs
-    little more memory than its own pixels.
+    Works through the rows in slices of about a million pixels, each copied out of Pillow's image
+    on its own, so a frame at the pixel cap needs little more memory than its own pixels and its
+    8-bit result. 16-bit modes need one pass (a table look-up); "I" and "F" two (their range).
     """
-    data = np.asarray(im)
-    height = data.shape[0]
-    step = max(1, (1 << 20) // max(1, data.shape[1]))
-    floating = data.dtype.kind == "f"
+    width, height = im.size
+    step = max(1, (1 << 20) // max(1, width))
+
+    def slices() -> Iterator[tuple[int, NDArray[Any]]]:
+        for top in range(0, height, step):
+            yield top, np.asarray(im.crop((0, top, width, min(height, top + step))))
+
+    out = np.empty((height, width), dtype=np.uint8)
+    if im.mode.startswith("I;16"):
+        for top, part in slices():
+            out[top : top + step] = _SIXTEEN_TO_EIGHT[part]
+        return Image.fromarray(out, "L")
+    floating = im.mode == "F"
     lows, highs = [], []
-    for top in range(0, height, step):
-        part = data[top : top + step]
+    for _, part in slices():
         if floating:
             part = part[np.isfinite(part)]
         if part.size:
@@ -457,22 +596,22 @@ def _scaled_to_grey(im: Image.Image) -> Image.Image:
     if not lows:
         return Image.new("L", im.size, 0)
     low, high = min(lows), max(highs)
-    if im.mode == "F" and low >= 0.0 and high <= 1.0:
+    if floating and low >= 0.0 and high <= 1.0:
         scale, offset = 255.0, 0.0  # float in [0, 1]
-    elif low >= 0.0 and high <= 255.0 and im.mode in ("I", "F"):
+    elif low >= 0.0 and high <= 255.0:
         scale, offset = 1.0, 0.0  # already 8-bit values
     elif low >= 0.0 and high <= 65535.0:
         scale, offset = 255.0 / 65535.0, 0.0  # 16-bit
     else:
         scale, offset = 255.0 / (high - low or 1.0), -low  # anything else: stretch
-    if not floating and offset == 0.0 and scale < 1.0:  # 16-bit values: one table look-up
-        return Image.fromarray(_SIXTEEN_TO_EIGHT[data], "L")
-    out = np.empty(data.shape, dtype=np.uint8)
-    for top in range(0, height, step):
-        part = data[top : top + step].astype(np.float32)
+    for top, part in slices():
+        if not floating and offset == 0.0 and scale < 1.0:  # 16-bit values: one table look-up
+            out[top : top + step] = _SIXTEEN_TO_EIGHT[part]
+            continue
+        values = part.astype(np.float32)
         if floating:
-            part = np.nan_to_num(part, nan=0.0, posinf=high, neginf=low)
-        out[top : top + step] = np.clip(np.rint((part + offset) * scale), 0, 255)
+            values = np.nan_to_num(values, nan=0.0, posinf=high, neginf=low)
+        out[top : top + step] = np.clip(np.rint((values + offset) * scale), 0, 255)
     return Image.fromarray(out, "L")
 
 

@@ -87,13 +87,9 @@ LONG = os.environ.get("ADVERSARIAL_LONG") == "1"
 # Fixtures whose bound is still broken on main: each a finding reported to the code's owner.
 # They are expensive while open, so CI skips them; ``scripts/fuzz`` (ADVERSARIAL_LONG=1) runs them
 # as xfail (XPASS once fixed: then delete the entry).
-OPEN_FINDINGS = {
-    "png-16bit-height-claims-2097182-rows.bin": (
-        "118-byte 16-bit PNG claiming 40x2097182 (83.9 MP, under the caps) whose zlib stream ends "
-        "early: 33-46 s and 2.7 GB when found; ~2.3 s and ~370 MB since imaging reduces thin "
-        "and 16-bit frames (fc718ae): memory holds, time is still at the 2 s bound"
-    ),
-}
+OPEN_FINDINGS: dict[str, str] = {}
+# Closed: "png-16bit-height-claims-2097182-rows.bin" (2.3 s at the 2 s bound): its zlib stream ends
+# after a few rows, which imaging now reports as truncated as soon as Pillow stops (~10 ms).
 
 
 def _fixtures() -> list[Any]:
