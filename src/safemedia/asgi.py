@@ -106,12 +106,13 @@ class SafeMediaMiddleware:
             server = scope.get("server")
             if server:
                 host = f"{server[0]}:{server[1]}" if server[1] is not None else str(server[0])
+        query = scope.get("query_string")
         client = scope.get("client")
         return self.runtime.plan_request(
             scope["method"],
             host,
             scope["path"],
-            scope.get("query_string", b"").decode("latin-1"),
+            query.decode("latin-1") if query else "",
             headers,
             client=client[0] if client else None,
             blocking=False,
@@ -175,36 +176,34 @@ class _Responder:
                 logger.exception("safemedia: error handling %s", self.rq.request.url)
                 await self._finish(self.runtime.block_reply(self.rq))
         elif state == _WAITING:
-            if message["type"] == "http.response.start":
-                await self._on_start(message)
-            else:
+            if message["type"] != "http.response.start":
                 await self.send_next(message)
+                return
+            self.start = message
+            try:
+                plan = plan_response(
+                    self.rq,
+                    message["status"],
+                    message.get("headers") or [],
+                    self.runtime.config,
+                    sniff_labelled=True,
+                )
+            except Exception:
+                logger.exception("safemedia: error planning %s", self.rq.request.url)
+                await self._finish(self.runtime.block_reply(self.rq))
+                return
+            action = plan.action
+            if action is _PASS:
+                self.state = _PASSING
+                if plan.headers is not None:
+                    message = {**message, "headers": plan.headers}
+                await self.send_next(message)
+                return
+            self.plan = plan
+            self.state = _HOLDING  # until the first bytes say what it is, or it is checked
+            if action is _UNINSPECTABLE:
+                await self._uninspectable(plan.reason, plan.detail, more=True)
         # _DONE: a reply was sent instead; the app's further messages are dropped
-
-    async def _on_start(self, message: Message) -> None:
-        self.start = message
-        try:
-            plan = plan_response(
-                self.rq,
-                message["status"],
-                message.get("headers") or [],
-                self.runtime.config,
-                sniff_labelled=True,
-            )
-        except Exception:
-            logger.exception("safemedia: error planning %s", self.rq.request.url)
-            await self._finish(self.runtime.block_reply(self.rq))
-            return
-        if plan.action is _PASS:
-            self.state = _PASSING
-            if plan.headers is not None:
-                message = {**message, "headers": plan.headers}
-            await self.send_next(message)
-            return
-        self.plan = plan
-        self.state = _HOLDING
-        if plan.action is _UNINSPECTABLE:
-            await self._uninspectable(plan.reason, plan.detail, more=True)
 
     def _held(self) -> _Body:
         buffer = self.buffer
