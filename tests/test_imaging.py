@@ -18,7 +18,7 @@ from PIL import Image, ImageFile
 
 from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
-from tests.synthetic import gif_sequence
+from tests.synthetic import gif_sequence, picture
 
 CAPS: dict[str, Any] = {"max_pixels": 100_000_000, "max_frames": 64}
 
@@ -499,3 +499,34 @@ def test_animation_decoding_more_pixels_than_the_budget_is_too_many_pixels(fmt: 
     frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=50)
     assert reason_for(out.getvalue(), max_total_pixels=5 * 40 * 30) is Reason.TOO_MANY_PIXELS
     assert len(decoded(out.getvalue(), max_total_pixels=6 * 40 * 30).frames) == 6
+
+
+def test_compressed_tiff_whose_strip_is_too_big_to_decode_at_once_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libtiff holds a whole strip besides the frame: the cap (64 MB) is lowered to test cheaply.
+    monkeypatch.setattr("safemedia.imaging.MAX_TIFF_STRIP_BYTES", 10_000)
+    image = noise(100, 100)
+    one_strip = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=1 << 20)
+    assert reason_for(one_strip) is Reason.TOO_MANY_PIXELS
+    small_strips = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=4096)
+    assert decoded(small_strips).frames[0].size == (100, 100)
+    uncompressed = encode(image, "TIFF", strip_size=1 << 20)  # read row by row, no strip buffer
+    assert decoded(uncompressed).frames[0].size == (100, 100)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_alpha_frames_reduced_in_bands_match_flattening_the_whole_frame(orientation: int) -> None:
+    from safemedia.hashing import hash_image
+
+    image = picture(orientation, (160, 120)).resize((1600, 1200), Image.Resampling.BICUBIC)
+    rng = np.random.default_rng(orientation)
+    alpha = Image.fromarray(rng.integers(0, 256, (120, 160), np.uint8), "L")
+    image.putalpha(alpha.resize((1600, 1200), Image.Resampling.BICUBIC))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = encode(image, "PNG", exif=exif, compress_level=1)
+    fast = hash_image("pdq", decoded(body).frames[0]).value
+    full = hash_image("pdq", decoded(body, full_resolution=True).frames[0]).value
+    distance = sum(bin(a ^ b).count("1") for a, b in zip(fast, full, strict=True))
+    assert distance <= 8
