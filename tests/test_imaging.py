@@ -530,3 +530,36 @@ def test_alpha_frames_reduced_in_bands_match_flattening_the_whole_frame(orientat
     full = hash_image("pdq", decoded(body, full_resolution=True).frames[0]).value
     distance = sum(bin(a ^ b).count("1") for a, b in zip(fast, full, strict=True))
     assert distance <= 8
+
+
+def _grey_bottom(size: tuple[int, int]) -> Image.Image:
+    image = picture(9, (size[0] // 10, size[1] // 10)).resize(size, Image.Resampling.BICUBIC)
+    image.paste((128, 128, 128), (0, size[1] * 3 // 4, size[0], size[1]))
+    return image
+
+
+JPEG_VARIANTS = {
+    "baseline": ((400, 300), "RGB", {}),
+    "greyscale": ((400, 300), "L", {}),
+    "restart-markers": ((400, 300), "RGB", {"restart_marker_rows": 1}),
+    "drafted-at-half-size": ((1600, 1200), "RGB", {}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(JPEG_VARIANTS))
+def test_jpeg_cut_short_with_an_end_marker_added_is_truncated(variant: str) -> None:
+    size, mode, params = JPEG_VARIANTS[variant]
+    body = encode(
+        picture(8, (size[0] // 10, size[1] // 10)).resize(size).convert(mode), "JPEG", **params
+    )
+    for fraction in (0.3, 0.9):
+        cut = body[: int(len(body) * fraction)] + b"\xff\xd9"  # libjpeg fills the rest in grey
+        assert reason_for(cut) is Reason.TRUNCATED, fraction
+
+
+@pytest.mark.parametrize("variant", sorted(JPEG_VARIANTS))
+def test_complete_jpeg_whose_bottom_is_flat_mid_grey_is_not_truncated(variant: str) -> None:
+    size, mode, params = JPEG_VARIANTS[variant]
+    body = encode(_grey_bottom(size).convert(mode), "JPEG", **params)
+    frame = decoded(body).frames[0]
+    assert frame.getpixel((0, frame.height - 1)) == (128, 128, 128)

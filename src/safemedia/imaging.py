@@ -181,6 +181,8 @@ def _decode(
                 f"{fmt} frames decode to more than {budget} pixels in total",
             )
         _load(im)
+        if index == 0 and fmt == "JPEG" and _jpeg_filled_in(im, body, drafted > 1):
+            raise DecodeError(Reason.TRUNCATED, "JPEG data ends before the image does")
         if full_resolution or drafted > 1:
             frame = to_rgb(im)
             if orientation:
@@ -681,6 +683,74 @@ def _load(im: Image.Image) -> None:
     # below the cut: Pillow's JPEG reader marks those (it adds the missing end marker).
     if getattr(im, "_ended", False) and ImageFile.LOAD_TRUNCATED_IMAGES:
         raise DecodeError(Reason.TRUNCATED, "JPEG data ends before the image does")
+
+
+# Bytes inserted where a JPEG's last scan ends, to see whether libjpeg reads them (no 0xff).
+_JPEG_PADDING = bytes((i * 97 + 13) % 255 for i in range(64))
+
+
+def _jpeg_filled_in(im: ImageFile.ImageFile, body: bytes, drafted: bool) -> bool:
+    """Whether libjpeg ran out of scan data and filled the rest of the image in grey.
+
+    A JPEG cut short with an end marker added (as some tools and proxies do) decodes without an
+    error: libjpeg paints the missing blocks flat mid-grey. When the bottom row is exactly that
+    grey, the JPEG is decoded once more with bytes inserted where its last scan ends: a complete
+    JPEG ignores them (its blocks were all read), a cut one decodes them into the missing blocks.
+    """
+    if im.mode not in ("L", "RGB", "CMYK"):
+        return False
+    width, height = im.size
+    extrema = im.crop((0, height - 1, width, height)).getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    if not all(low == high and low in (127, 128) for low, high in bands):
+        return False
+    end = _jpeg_scans_end(body)
+    if end is None:
+        return False
+    try:
+        with _bomb_warning_is_error():
+            again = Image.open(io.BytesIO(body[:end] + _JPEG_PADDING + body[end:]))
+        if drafted:
+            again.draft(im.mode, im.size)
+        again.load()
+    except Exception:  # the padded copy does not decode: no evidence either way
+        return False
+    return again.size == im.size and again.tobytes() != im.tobytes()
+
+
+def _jpeg_scans_end(body: bytes) -> int | None:
+    """Where a JPEG's last scan ends (its end marker), walking the segments; None if unclear."""
+    pos, size, end = 2, len(body), None
+    while pos + 2 <= size:
+        if body[pos] != 0xFF:
+            return None
+        marker = body[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return end
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return None
+        pos += 2 + struct.unpack_from(">H", body, pos + 2)[0]
+        if marker != 0xDA:
+            continue
+        while True:  # entropy-coded data: up to a marker other than a stuffed 0 or a restart
+            pos = body.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= size:
+                return None
+            following = body[pos + 1]
+            if following == 0xFF:
+                pos += 1
+            elif following == 0x00 or 0xD0 <= following <= 0xD7:
+                pos += 2
+            else:
+                end = pos
+                break
+    return None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
