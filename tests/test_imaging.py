@@ -369,6 +369,8 @@ PNG_SHAPES = [
     (30, 20, 16, 2, 1),
     (9, 1, 8, 2, 1),
     (1, 1, 8, 0, 1),
+    (10001, 3, 8, 2, 0),  # wider than the pattern, which covers the last row's end only
+    (10001, 1, 8, 2, 1),
 ]
 
 
@@ -406,7 +408,8 @@ def test_png_whose_image_data_ends_early_is_truncated(
     png = functools.partial(
         png_of_rows, width, height, depth=depth, colour=colour, interlace=interlace
     )
-    assert decoded(png(rows)).frames[0].size == (width, height)
+    whole = decoded(png(rows))
+    assert (whole.width, whole.height) == (width, height)
     for cut in sorted({len(rows) - 1, len(rows) // 2, 1}):
         assert reason_for(png(rows[:cut])) is Reason.TRUNCATED, cut
 

@@ -526,6 +526,9 @@ def _inflates_to(chunks: list[memoryview], need: int) -> bool:
     return got >= need
 
 
+_PNG_MARKER_WIDTH = 4096  # pixels of the last row that hold the pattern
+
+
 def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
     """Load a still PNG, raising ``truncated`` when its image data ends before the last row."""
     width, height = im.size
@@ -537,11 +540,12 @@ def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
         row = height - 1 if (height - 1) % 2 else height - 2  # Adam7's last pass: odd rows
     else:
         row, columns = 0, slice(1, None, 2)  # one interlaced row: the last pass fills odd columns
-    box = (0, row, width, row + 1)
-    blank = Image.new(im.mode, (width, 1))
-    count = len(blank.tobytes())
+    # The decoder writes a row (or an Adam7 pass's row) in one go: its last pixels are enough.
+    left = max(0, width - _PNG_MARKER_WIDTH) & ~1  # even, so odd columns stay odd
+    box = (left, row, width, row + 1)
+    count = len(Image.new(im.mode, (width - left, 1)).tobytes())
     pattern = ((np.arange(count, dtype=np.uint32) * 151 + 89) % 251).astype(np.uint8)
-    marker = Image.frombytes(im.mode, (width, 1), pattern.tobytes())
+    marker = Image.frombytes(im.mode, (width - left, 1), pattern.tobytes())
     canvas = Image.new(im.mode, im.size)
     canvas.paste(marker, box)
     im.im = canvas.im  # Pillow decodes into this image instead of a fresh one
