@@ -15,7 +15,7 @@ from safemedia.hashing import hash_image
 from safemedia.hashlists import ListError
 from safemedia.imaging import decode
 from safemedia.verdict import Reason, VerdictKind
-from tests.synthetic import encode, jpeg, png
+from tests.synthetic import encode, gif_sequence, jpeg, png
 
 DIH = Path(__file__).parent / "fixtures" / "pdq" / "images" / "dih"
 MODS = Path(__file__).parent / "fixtures" / "pdq" / "images" / "bridge-mods"
@@ -293,3 +293,23 @@ def test_scans_stay_consistent_while_lists_reload(tmp_path: Path) -> None:
     for matched, generation in seen:
         by_generation.setdefault(generation, set()).add(matched)
     assert all(len(v) == 1 for v in by_generation.values())
+
+
+def test_a_listed_frame_after_repeated_frames_matches_with_its_own_number(tmp_path: Path) -> None:
+    bridge = Image.open(DIH / "bridge-1-original.jpg").convert("RGB").resize((256, 192))
+    still = Image.new("RGB", (256, 192), (10, 120, 30))
+    body = gif_sequence([still, bridge], [0] * 5 + [1] * 3, duration=50)  # repeated frames
+    engine = engine_with(tmp_path, f"pdq {pdq_of(encode(bridge, 'GIF'))} bridge\n")
+    verdict = engine.scan(body)
+    assert verdict.match is not None
+    assert verdict.match.frame == 5
+
+
+def test_an_animation_beyond_the_decoded_pixel_budget_is_uninspectable(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (100, 100), (20 * i, 0, 0)) for i in range(8)]
+    body = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
+    engine = engine_with(tmp_path, "# algorithm: pdq\n", max_total_frame_pixels=70_000)
+    verdict = engine.scan(body)
+    assert verdict.kind is VerdictKind.UNINSPECTABLE
+    assert verdict.reason is Reason.TOO_MANY_PIXELS
+    assert engine_with(tmp_path, "# algorithm: pdq\n").scan(body).is_clean

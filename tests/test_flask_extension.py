@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
+from werkzeug.test import EnvironBuilder
 
 from safemedia import Config, ConfigError
 from safemedia.contrib import config_from_setting
@@ -15,9 +19,10 @@ from safemedia.runtime import Runtime
 from safemedia.wsgi import SafeMediaMiddleware
 from tests.recording import MemoryRecorder
 from tests.standin_engine import StandInEngine
-from tests.synthetic import jpeg
+from tests.synthetic import jpeg, png
 
 LISTED = jpeg(40)
+CLEAN = png(41)
 
 
 def runtime() -> Runtime:
@@ -88,3 +93,66 @@ def test_a_bad_setting_names_the_setting_and_the_key() -> None:
         config_from_setting({"colour": "red"})
     with pytest.raises(ConfigError, match="expected a dict"):
         config_from_setting(42)
+
+
+def labelled_app() -> Flask:
+    """Routes whose bodies are labelled as text, whatever they hold."""
+    app = Flask(__name__)
+
+    @app.get("/page")
+    def page() -> str:
+        return "<p>hello</p>"
+
+    @app.get("/words")
+    def words() -> Response:
+        return Response(["\u00e9t\u00e9", " ok"], mimetype="text/plain")
+
+    @app.get("/listed")
+    def listed() -> Response:
+        return Response(LISTED, mimetype="text/html")
+
+    @app.get("/listed-stream")
+    def listed_stream() -> Response:
+        return Response(iter([LISTED[:7], LISTED[7:]]), mimetype="text/html")
+
+    @app.get("/clean")
+    def clean() -> Response:
+        return Response([CLEAN[:5], CLEAN[5:]], mimetype="text/plain")
+
+    return app
+
+
+def test_a_flask_page_reaches_the_server_as_flasks_own_unread_iterable() -> None:
+    app = labelled_app()
+    returned: list[Iterable[bytes]] = []
+    inner = app.wsgi_app
+
+    def spy(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        returned.append(inner(environ, start_response))
+        return returned[-1]
+
+    app.wsgi_app = spy  # type: ignore[method-assign]
+    SafeMedia(app, runtime=runtime())
+    started: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.append(status)
+        return None
+
+    result = app.wsgi_app(EnvironBuilder(path="/page").get_environ(), start_response)
+    assert result is returned[0]
+    assert started == ["200 OK"]
+    assert b"".join(result) == b"<p>hello</p>"
+    closing: Any = result
+    closing.close()
+
+
+def test_flask_bodies_labelled_as_text_are_checked_whether_listed_or_streamed() -> None:
+    app = labelled_app()
+    SafeMedia(app, runtime=runtime())
+    client = app.test_client()
+    assert client.get("/listed").status_code == 451
+    assert client.get("/listed-stream").status_code == 451
+    clean = client.get("/clean")
+    assert (clean.status_code, clean.data) == (200, CLEAN)
+    assert client.get("/words").data == "\u00e9t\u00e9 ok".encode()

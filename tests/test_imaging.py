@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from PIL import Image, ImageFile
 
 from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
+from tests.synthetic import gif_sequence
 
 CAPS: dict[str, Any] = {"max_pixels": 100_000_000, "max_frames": 64}
 
@@ -445,3 +447,55 @@ def test_thin_sixteen_bit_png_whose_data_ends_early_is_truncated_not_hashed() ->
     fixture = Path(__file__).parent / "fixtures" / "regressions"
     body = (fixture / "png-16bit-height-claims-2097182-rows.bin").read_bytes()
     assert reason_for(body) is Reason.TRUNCATED
+
+
+def pillow_frames(body: bytes) -> list[NDArray[np.uint8]]:
+    """Every frame as Pillow composites it (seeking one by one), over white."""
+    out = []
+    with Image.open(io.BytesIO(body)) as im:
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            out.append(np.asarray(to_rgb(im)))
+    return out
+
+
+def _blocks(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 16, (6, 8), dtype=np.uint8)
+    return Image.fromarray(small * 15).resize((40, 30), Image.Resampling.NEAREST).convert("P")
+
+
+@pytest.mark.parametrize("disposal", [0, 1, 2, 3])
+@pytest.mark.parametrize("transparency", [None, 0])
+def test_skipping_repeated_gif_frames_gives_the_frames_pillow_composites(
+    disposal: int, transparency: int | None
+) -> None:
+    params: dict[str, Any] = {"disposal": disposal, "duration": 40}
+    if transparency is not None:
+        params["transparency"] = transparency
+    body = gif_sequence([_blocks(1), _blocks(2), _blocks(1)], [0, 0, 0, 1, 1, 2, 2], **params)
+    assert gif_frames(body, limit=64)[0] == 7
+    image = decoded(body)
+    expected = pillow_frames(body)
+    assert len(image.frames) == len(expected) == 7
+    for index, (frame, want) in enumerate(zip(image.frames, expected, strict=True)):
+        assert np.array_equal(np.asarray(frame), want), index
+    repeats = disposal in (0, 1)  # only then does drawing a frame twice change nothing
+    assert (image.frames[1] is image.frames[0]) is repeats
+    assert image.frames[3] is not image.frames[2]
+
+
+def test_gif_whose_frames_all_repeat_decodes_one_frame() -> None:
+    body = gif_sequence([_blocks(3)], [0] * 64, duration=20)
+    image = decoded(body, max_total_pixels=40 * 30)  # one frame's worth: the others are free
+    assert len(image.frames) == 64
+    assert len({id(frame) for frame in image.frames}) == 1
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_animation_decoding_more_pixels_than_the_budget_is_too_many_pixels(fmt: str) -> None:
+    frames = [Image.new("RGB", (40, 30), (30 * i, 200 - 20 * i, 0)) for i in range(6)]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=50)
+    assert reason_for(out.getvalue(), max_total_pixels=5 * 40 * 30) is Reason.TOO_MANY_PIXELS
+    assert len(decoded(out.getvalue(), max_total_pixels=6 * 40 * 30).frames) == 6

@@ -86,6 +86,7 @@ class Config:
     max_body_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_frames: int = 64
+    max_total_frame_pixels: int = 100_000_000
     full_resolution: bool = False
     algorithms: tuple[str, ...] = ("pdq",)
     distances: Mapping[str, int] = field(default_factory=dict)
@@ -299,6 +300,7 @@ def _validate(config: Config, where: str) -> None:
     need(config.max_body_bytes > 0, "max_body_bytes", "must be positive")
     need(config.max_pixels > 0, "max_pixels", "must be positive")
     need(config.max_frames > 0, "max_frames", "must be positive")
+    need(config.max_total_frame_pixels > 0, "max_total_frame_pixels", "must be positive")
     need(config.cache_size >= 0, "cache_size", "must not be negative")
     need(config.scan_concurrency > 0, "scan_concurrency", "must be positive")
     need(400 <= config.block_status <= 599, "block_status", "must be a 4xx or 5xx status")

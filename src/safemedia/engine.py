@@ -275,6 +275,8 @@ class Engine:
         queries: list[_Query] = []
         notes: list[str] = []
         for number, frame in enumerate(frames):
+            if number and frame is frames[number - 1]:
+                continue  # a GIF frame that repeats the one before: its hashes are those
             for algorithm in config.algorithms:
                 listed = algorithm in lists.algorithms
                 variants: Sequence[bytes]
@@ -326,6 +328,7 @@ def decode_for(config: Config, body: bytes) -> imaging.DecodedImage:
         max_pixels=config.max_pixels,
         max_frames=config.max_frames,
         full_resolution=config.full_resolution,
+        max_total_pixels=config.max_total_frame_pixels,
     )
 
 

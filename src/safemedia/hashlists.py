@@ -419,6 +419,7 @@ def matching_settings(config: Config) -> str:
             config.full_resolution,
             config.max_pixels,
             config.max_frames,
+            config.max_total_frame_pixels,
         )
     )
 

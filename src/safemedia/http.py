@@ -549,9 +549,14 @@ _MAGIC = (
 )
 
 
+_MAGIC_FIRST_BYTES = frozenset(magic[0] for magic in (*_MAGIC, b"RIFF"))
+
+
 def _could_start_image(head: bytes) -> bool:
     """Whether some longer body starting with ``head`` could be an image (for short heads)."""
     n = len(head)
+    if n > 4 and head[4] != 0x66 and head[0] not in _MAGIC_FIRST_BYTES:  # 0x66: ftyp's "f"
+        return False  # the common case (text), decided without trying every magic
     if any(magic[:n] == head[: len(magic)] for magic in _MAGIC):
         return True
     if b"RIFF"[:n] == head[:4] and (n <= 8 or b"WEBP".startswith(head[8:12])):

@@ -90,17 +90,25 @@ class DecodedImage:
 
 
 def decode(
-    body: bytes, *, max_pixels: int, max_frames: int, full_resolution: bool = False
+    body: bytes,
+    *,
+    max_pixels: int,
+    max_frames: int,
+    full_resolution: bool = False,
+    max_total_pixels: int | None = None,
 ) -> DecodedImage:
     """Decode ``body`` into RGB frames, or raise :class:`DecodeError`.
 
-    ``max_pixels`` caps each frame and, for animations, the decoded total (beyond it frames are
-    reduced further, or refused with ``full_resolution``); ``max_frames`` caps the number of
-    frames. ``full_resolution`` turns off reduced decoding: the python-threatexchange pipeline,
+    ``max_pixels`` caps each frame; ``max_frames`` caps the number of frames;
+    ``max_total_pixels`` (default: ``max_pixels``) caps the pixels decoded for all frames
+    together, each counted at the size of the canvas it is composited on (what decoding costs):
+    beyond it, ``too_many_pixels``. GIF images that repeat the one before are not decoded again.
+    ``full_resolution`` turns off reduced decoding: the python-threatexchange pipeline,
     bit-exact with published PDQ hashes, and several times slower on large images.
     """
+    budget = max_pixels if max_total_pixels is None else max_total_pixels
     try:
-        return _decode(bytes(body), max_pixels, max_frames, full_resolution)
+        return _decode(bytes(body), max_pixels, max_frames, full_resolution, budget)
     except DecodeError:
         raise
     except MemoryError:
@@ -114,7 +122,9 @@ def decode(
         raise DecodeError(Reason.TRUNCATED if cut else Reason.UNDECODABLE, _describe(exc)) from None
 
 
-def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool) -> DecodedImage:
+def _decode(
+    body: bytes, max_pixels: int, max_frames: int, full_resolution: bool, budget: int
+) -> DecodedImage:
     if not body:
         raise DecodeError(Reason.UNDECODABLE, "empty body")
     cap = _pixel_cap(max_pixels)
@@ -123,11 +133,15 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
     width, height = im.size
     _check_pixels(width, height, cap)
 
-    declared = _declared_frames(im, body, fmt, max_frames, cap)
-    if declared > max_frames:
-        raise DecodeError(
-            Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames ({declared}+)"
-        )
+    sources: list[int] | None = None  # GIF: for each frame, the frame decoded for it
+    if fmt == "GIF":
+        im, sources = _plan_gif(im, body, max_frames, cap, budget)
+    else:
+        declared = _declared_frames(im, fmt, max_frames)
+        if declared > max_frames:
+            raise DecodeError(
+                Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames ({declared}+)"
+            )
 
     if fmt == "PNG":  # before the EXIF look-up, which decodes a PNG to find a late eXIf chunk
         if b"acTL" not in body:
@@ -140,7 +154,8 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         drafted = _draft(im)
 
     frames: list[Image.Image] = []
-    total = 0
+    total = 0  # pixels of the (reduced) frames kept
+    spent = 0  # pixels decoded
     for index in range(max_frames + 1):
         if index:
             if fmt == "MPO":
@@ -157,6 +172,12 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
                     Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames"
                 )
             _check_pixels(*im.size, cap)
+        spent += im.size[0] * im.size[1]
+        if spent > budget:
+            raise DecodeError(
+                Reason.TOO_MANY_PIXELS,
+                f"{fmt} frames decode to more than {budget} pixels in total",
+            )
         _load(im)
         if full_resolution or drafted > 1:
             frame = to_rgb(im)
@@ -164,13 +185,6 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
                 frame = _transpose(frame, orientation)
             if drafted > 1:
                 frame.info[REDUCTION] = _drafted((width, height), drafted, orientation)
-            else:
-                total += frame.width * frame.height
-                if total > max_pixels:
-                    raise DecodeError(
-                        Reason.TOO_MANY_PIXELS,
-                        f"{fmt} frames decode to more than {max_pixels} pixels in total",
-                    )
         else:
             frame = _flatten(im, keep_grey=True)  # greyscale is reduced before it becomes RGB
             if orientation:
@@ -184,6 +198,8 @@ def _decode(body: bytes, max_pixels: int, max_frames: int, full_resolution: bool
         frames.append(frame)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
+    if sources is not None:
+        frames = [frames[n] for n in sources if n < len(frames)] + frames[sources[-1] + 1 :]
     return DecodedImage(format=fmt, width=width, height=height, frames=tuple(frames))
 
 
@@ -257,14 +273,8 @@ def _accepted_by(prefix: bytes, formats: tuple[str, ...]) -> str | None:
     return None
 
 
-def _declared_frames(
-    im: ImageFile.ImageFile, body: bytes, fmt: str, max_frames: int, cap: int
-) -> int:
-    """Frames the headers declare, counted without decoding pixels (GIF: our own block walk)."""
-    if fmt == "GIF":
-        count, extent_w, extent_h = gif_frames(body, limit=max_frames)
-        _check_pixels(extent_w, extent_h, cap)
-        return count
+def _declared_frames(im: ImageFile.ImageFile, fmt: str, max_frames: int) -> int:
+    """Frames the headers declare, counted without decoding pixels (GIF: :func:`_plan_gif`)."""
     if fmt in ("PNG", "WEBP", "AVIF", "HEIF"):
         return int(getattr(im, "n_frames", 1))
     if fmt == "TIFF":  # walk the page directories only as far as the cap, decoding nothing
@@ -277,12 +287,54 @@ def _declared_frames(
     return 1  # MPO, ICO, BMP and JPEG give one frame
 
 
-def gif_frames(body: bytes, *, limit: int) -> tuple[int, int, int]:
-    """Count a GIF's images (stopping past ``limit``) and the extent they cover, from the blocks.
+def _plan_gif(
+    im: ImageFile.ImageFile, body: bytes, max_frames: int, cap: int, budget: int
+) -> tuple[ImageFile.ImageFile, list[int]]:
+    """Check a GIF's frames and pixels from its blocks; leave out images that repeat the one
+    before (reopening the GIF without them). Returns the image to decode and, for each frame,
+    the number of the decoded frame that shows it."""
+    walk = _gif_walk(body, max_frames)
+    _check_pixels(walk.width, walk.height, cap)
+    count = max(len(walk.images), 1)
+    if count > max_frames:
+        raise DecodeError(Reason.TOO_MANY_FRAMES, f"GIF has more than {max_frames} frames")
+    repeats = _gif_repeats(body, walk.images) if walk.complete else [False] * len(walk.images)
+    drawn = max(1, count - sum(repeats))
+    if drawn * walk.width * walk.height > budget:
+        raise DecodeError(
+            Reason.TOO_MANY_PIXELS,
+            f"GIF frames decode to more than {budget} pixels in total "
+            f"({drawn} frames of {walk.width}x{walk.height})",
+        )
+    sources, decoded = [], -1
+    for repeat in repeats or [False]:
+        decoded += not repeat
+        sources.append(decoded)
+    if any(repeats):
+        im = _open(_gif_without(body, walk.images, repeats))
+    return im, sources
 
-    Returns ``(frames, width, height)``; the extent includes frames that overflow the logical
-    screen (Pillow grows the canvas for those).
-    """
+
+@dataclass(frozen=True, slots=True)
+class _GifImage:
+    """Where one GIF image sits in the body, and how it is drawn."""
+
+    start: int  # just past the previous image's data: this image's extensions start here
+    image: int  # its image descriptor (0x2C)
+    end: int  # just past its image data
+    control: bytes  # its graphic control's flags and transparent index (b"" without one)
+
+
+@dataclass(frozen=True, slots=True)
+class _GifWalk:
+    images: list[_GifImage]
+    width: int  # the extent every image covers (Pillow grows the canvas to it)
+    height: int
+    complete: bool  # every image's data is there (it may still hold a bad LZW code)
+
+
+def _gif_walk(body: bytes, limit: int) -> _GifWalk:
+    """Find a GIF's images from its blocks, stopping past ``limit``; nothing is decoded."""
     if len(body) < 13:
         raise DecodeError(Reason.TRUNCATED, "GIF header cut short")
     width, height = struct.unpack_from("<HH", body, 6)
@@ -291,36 +343,84 @@ def gif_frames(body: bytes, *, limit: int) -> tuple[int, int, int]:
     if flags & 0x80:
         pos += 3 << ((flags & 7) + 1)
     end = len(body)
-    frames = 0
-    while pos < end and frames <= limit:
+    images: list[_GifImage] = []
+    start, control = pos, b""
+    while pos < end and len(images) <= limit:
         tag = body[pos]
         pos += 1
         if tag == 0x3B:  # trailer
             break
         if tag == 0x21:  # extension: label, then sub-blocks
+            if body[pos : pos + 2] == b"\xf9\x04" and pos + 6 <= end:  # graphic control
+                control = bytes((body[pos + 2], body[pos + 5]))
             pos = _skip_sub_blocks(body, pos + 1)
         elif tag == 0x2C:  # image descriptor
             if pos + 9 > end:
+                pos = end + 1
                 break
+            descriptor = pos - 1
             x, y, w, h, local = struct.unpack_from("<HHHHB", body, pos)
-            pos += 9
             width, height = max(width, x + w), max(height, y + h)
-            if local & 0x80:
-                pos += 3 << ((local & 7) + 1)
-            pos = _skip_sub_blocks(body, pos + 1)  # after the LZW minimum code size
-            frames += 1
+            data = pos + 9 + ((3 << ((local & 7) + 1)) if local & 0x80 else 0)
+            pos = _skip_sub_blocks(body, data + 1)  # after the LZW minimum code size
+            images.append(_GifImage(start, descriptor, pos, control))
+            start, control = pos, b""
         # any other byte is skipped, as Pillow does
-    return max(frames, 1), width, height
+    return _GifWalk(images, width, height, complete=pos <= end)
+
+
+def gif_frames(body: bytes, *, limit: int) -> tuple[int, int, int]:
+    """Count a GIF's images (stopping past ``limit``) and the extent they cover, from the blocks.
+
+    Returns ``(frames, width, height)``; the extent includes frames that overflow the logical
+    screen (Pillow grows the canvas for those).
+    """
+    walk = _gif_walk(body, limit)
+    return max(len(walk.images), 1), walk.width, walk.height
 
 
 def _skip_sub_blocks(body: bytes, pos: int) -> int:
+    """Just past the sub-blocks starting at ``pos``; past the end of ``body`` if it cuts them."""
     end = len(body)
     while pos < end:
         size = body[pos]
         pos += 1 + size
         if size == 0:
-            break
-    return pos
+            return pos
+    return max(pos, end + 1)
+
+
+def _gif_repeats(body: bytes, images: list[_GifImage]) -> list[bool]:
+    """For each image, whether it draws exactly what the canvas already shows.
+
+    That is so when its bytes (descriptor, palette, data) and its drawing flags (disposal,
+    transparency) are those of the image before, and that one left the canvas in place (disposal
+    0 or 1, remembered across images as Pillow does): drawing the same pixels at the same place
+    twice changes nothing. Only the delay may differ.
+    """
+    view = memoryview(body)
+    repeats: list[bool] = []
+    disposal = 0
+    previous: _GifImage | None = None
+    for image in images:
+        repeats.append(
+            previous is not None
+            and disposal in (0, 1)
+            and image.control == previous.control
+            and view[image.image : image.end] == view[previous.image : previous.end]
+        )
+        if image.control and (image.control[0] >> 2) & 7:
+            disposal = (image.control[0] >> 2) & 7
+        previous = image
+    return repeats
+
+
+def _gif_without(body: bytes, images: list[_GifImage], drop: list[bool]) -> bytes:
+    """The GIF with the ``drop`` images (and their extensions) left out."""
+    kept = [
+        body[image.start : image.end] for image, out in zip(images, drop, strict=True) if not out
+    ]
+    return body[: images[0].start] + b"".join(kept) + b";"
 
 
 # --- PNG: a zlib stream that ends before the last row --------------------------------------
@@ -553,9 +653,9 @@ def _flatten(im: Image.Image, *, keep_grey: bool) -> Image.Image:
         mode = "LA"
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info
     if has_alpha:
-        rgba = im.convert("RGBA")
+        rgba = im if mode == "RGBA" else im.convert("RGBA")
         out = Image.new("RGB", rgba.size, _WHITE)
-        out.paste(rgba, mask=rgba.getchannel("A"))
+        out.paste(rgba, mask=rgba)  # an RGBA mask is its alpha band
         return out
     if keep_grey and mode == "1":
         return im.convert("L")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.synthetic import encode, picture
+from tests.synthetic import encode, gif_sequence, picture
 
 # --- seeds: small valid files in every format the decoder accepts ------------------------------
 
@@ -265,6 +265,14 @@ def gif_heavy(frames: int, size: tuple[int, int]) -> bytes:
     return head + loop + (gce + one[start:end]) * frames + b"\x3b"
 
 
+def gif_alternating(frames: int, size: tuple[int, int]) -> bytes:
+    """A GIF of ``frames`` full-size frames, two pictures taking turns: none repeats the one
+    before it, so every frame must be decoded."""
+    light = Image.new("L", size, 200)
+    light.paste(7, (0, 0, size[0], size[1] // 2))
+    return gif_sequence([Image.new("L", size, 7), light], [n % 2 for n in range(frames)])
+
+
 def tiff_claiming(
     width: int, height: int, *, strip_bytes: int, data: bytes = b"\x00" * 64
 ) -> bytes:
@@ -324,6 +332,9 @@ def _big(seed: int) -> Image.Image:
 HEAVY: dict[str, BombMaker] = {
     "png-zlib-bomb-9000x9000-under-pixel-cap": lambda: png_zlib_bomb(9000, 9000),
     "gif-64-frames-of-2000x2000": lambda: gif_heavy(64, (2000, 2000)),
+    "gif-25-alternating-frames-of-2000x2000-at-the-pixel-budget": lambda: gif_alternating(
+        25, (2000, 2000)
+    ),
     "jpeg-8000x6000": lambda: encode(_big(5), "JPEG", quality=85),
     "tiff-8000x6000-one-deflate-strip": lambda: encode(
         _big(6), "TIFF", compression="tiff_adobe_deflate", strip_size=1 << 30
@@ -351,6 +362,10 @@ BOMBS: dict[str, tuple[BombMaker, frozenset[str]]] = {
     "gif-100-frames-of-2000x2000": (
         lambda: gif_heavy(100, (2000, 2000)),
         frozenset({"too_many_frames"}),
+    ),
+    "gif-64-alternating-frames-of-2000x2000": (
+        lambda: gif_alternating(64, (2000, 2000)),
+        frozenset({"too_many_pixels"}),
     ),
     "tiff-huge-strip": (
         lambda: tiff_claiming(4000, 4000, strip_bytes=0xFFFFFFF0),
