@@ -92,7 +92,7 @@ def bench_lookup(
         "case": label,
         "entries": f"{len(rows):,}",
         "d": str(distance),
-        "chunks": f"{index.chunk_bits}-bit",
+        "layout": f"{index.tables}x{index.chunk_bits}-bit",
         "index ms": f"{med * 1e3:.3f}",
         "p90 ms": f"{np.percentile(ours, 90) * 1e3:.3f}",
         "brute ms": f"{med_base * 1e3:.1f}",
