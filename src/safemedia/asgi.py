@@ -126,7 +126,13 @@ class SafeMediaMiddleware:
 
 async def _send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    parts = reply.parts
+    if not parts:
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    last = len(parts) - 1
+    for i, part in enumerate(parts):  # as the app sent them: no copy of the whole body
+        await send({"type": "http.response.body", "body": part, "more_body": i < last})
 
 
 class _Responder:
@@ -253,12 +259,12 @@ class _Responder:
             return
         start = self.start
         assert start is not None
-        status, headers, body = start["status"], start.get("headers") or [], self.buffer.value()
+        status, headers, parts = start["status"], start.get("headers") or [], self.buffer.chunks
         runtime = self.runtime
-        reply = runtime.conclude_cached(self.rq, plan, status, headers, body)
+        reply = runtime.conclude_cached(self.rq, plan, status, headers, parts)
         if reply is None:  # not known yet (or too large to digest here): a worker thread
             reply = await runtime.run_blocking(
-                runtime.conclude, self.rq, plan, status, headers, body
+                runtime.conclude_parts, self.rq, plan, status, headers, parts
             )
         await self._finish(reply)
 
@@ -317,7 +323,8 @@ class _Responder:
 
 
 class _Body:
-    """Body chunks held for checking; joined once, and not copied at all when only one."""
+    """Body chunks held for checking: joined on the event loop only for sniffing (the first
+    bytes) and small bodies; otherwise handed on as they are (see Runtime.conclude_parts)."""
 
     __slots__ = ("chunks", "size")
 
