@@ -331,6 +331,10 @@ class HammingIndex:
         arrays = (self._rows, self._checkpoints, self._relative, self._lo, self._hi)
         return sum(a.nbytes for a in arrays if a is not None)
 
+    def rows(self, positions: I64) -> U8:
+        """The hashes stored at ``positions``, unpadded (a copy)."""
+        return self._rows[positions, : self._nbytes]
+
     def row(self, position: int) -> bytes:
         """The hash stored at row ``position``."""
         return self._rows[position, : self._nbytes].tobytes()
