@@ -6,12 +6,20 @@ Run:  .venv/bin/python bench/bench_index.py            (PDQ 1M and 10M, 64-bit 1
 For each list (uniform random hashes, and clustered ones: groups of near-duplicates as real lists
 hold), one query at a time, half near a listed entry and half random; the index and plain numpy
 XOR + popcount over all entries are timed interleaved, in several rounds; medians are printed.
+"B/entry" is the index's arrays (sum of ``nbytes``: hashes, postings, offsets). Loading: a
+1M-line list with and without ids, then, in a fresh process, what the loaded list set holds
+(``nbytes`` of every array: hashes, index, list numbers, id offsets; the ids' characters apart)
+and the growth of the resident set size (an upper bound: it includes what the allocator keeps
+of the parse's temporary objects), also after glibc's ``malloc_trim(0)`` gave those back.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -92,7 +100,7 @@ def bench_lookup(
         "case": label,
         "entries": f"{len(rows):,}",
         "d": str(distance),
-        "chunks": f"{index.chunk_bits}-bit",
+        "layout": f"{index.tables}x{index.chunk_bits}-bit",
         "index ms": f"{med * 1e3:.3f}",
         "p90 ms": f"{np.percentile(ours, 90) * 1e3:.3f}",
         "brute ms": f"{med_base * 1e3:.1f}",
@@ -102,26 +110,70 @@ def bench_lookup(
     }
 
 
-def bench_load(n: int, rounds: int, rng: np.random.Generator) -> dict[str, str]:
-    rows = clustered(rng, n, 32)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "pdq.txt"
-        with path.open("w") as f:
-            for i, row in enumerate(rows):
-                f.write(f"pdq {row.tobytes().hex()} entry-{i}\n")
-        config = Config(hash_lists=(ListConfig(path=path),))
-        times, cpu = [], []
-        for _ in range(rounds):
-            start = time.process_time()
-            times.append(timed(ListManager, config))
-            cpu.append(time.process_time() - start)
-        size = path.stat().st_size
+_RSS_PROBE = """
+import ctypes, gc, json, os, sys
+from pathlib import Path
+from safemedia.config import Config, ListConfig
+from safemedia.hashlists import ListManager
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+gc.collect()
+before = rss()
+manager = ListManager(Config(hash_lists=(ListConfig(path=Path(sys.argv[1])),)))
+gc.collect()
+held = manager.current()
+grown = rss() - before
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc: give back what the parse freed
+trimmed = rss() - before
+text = held.id_text_bytes() if hasattr(held, "id_text_bytes") else 0
+print(json.dumps([grown, trimmed, held.memory_bytes(), text]))
+"""
+
+
+def held_memory(path: Path, n: int) -> dict[str, str]:
+    """Memory of a loaded list, measured in a fresh process: the arrays the list set holds
+    (sum of ``nbytes``: hashes, index, list numbers, id offsets) and the growth of the RSS."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, str(path)], check=True, capture_output=True, text=True
+    )
+    grown, trimmed, held, text = json.loads(out.stdout)
     return {
-        "lines": f"{n:,}",
-        "file MB": f"{size / 1e6:.0f}",
-        "load s": f"{statistics.median(times):.2f}",
-        "CPU s": f"{statistics.median(cpu):.2f}",
+        "held B/entry": f"{held / n:.1f}",
+        "id chars B/entry": f"{text / n:.1f}",
+        "RSS growth B/entry": f"{grown / n:.1f}",
+        "after malloc_trim": f"{trimmed / n:.1f}",
     }
+
+
+def bench_load(n: int, rounds: int, rng: np.random.Generator) -> list[dict[str, str]]:
+    rows = clustered(rng, n, 32)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ids in (True, False):
+            path = Path(tmp) / "pdq.txt"
+            with path.open("w") as f:
+                for i, row in enumerate(rows):
+                    f.write(f"pdq {row.tobytes().hex()}{f' entry-{i}' if ids else ''}\n")
+            config = Config(hash_lists=(ListConfig(path=path),))
+            times, cpu = [], []
+            for _ in range(rounds):
+                start = time.process_time()
+                times.append(timed(ListManager, config))
+                cpu.append(time.process_time() - start)
+            results.append(
+                {
+                    "lines": f"{n:,}",
+                    "ids": "entry-N" if ids else "none",
+                    "file MB": f"{path.stat().st_size / 1e6:.0f}",
+                    "load s": f"{statistics.median(times):.2f}",
+                    "CPU s": f"{statistics.median(cpu):.2f}",
+                    **held_memory(path, n),
+                }
+            )
+    return results
 
 
 def table(rows: list[dict[str, str]]) -> str:
@@ -153,7 +205,7 @@ def main() -> None:
         results.append(bench_lookup(f"64-bit {kind}", rows, 8, args.rounds, args.queries, rng))
     print(table(results))
     print()
-    print(table([bench_load(small, 3, rng)]))
+    print(table(bench_load(small, 3, rng)))
 
 
 if __name__ == "__main__":

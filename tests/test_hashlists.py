@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from safemedia.config import Config, ListConfig
-from safemedia.hashlists import ListError, ListManager, parse_file
+from safemedia.hashlists import EntryIds, ListError, ListManager, ListSet, parse_file
 
 PDQ_A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 PDQ_B = "0" * 64
@@ -202,3 +202,51 @@ def test_lookup_can_keep_only_the_nearest_entry_per_query(tmp_path: Path) -> Non
     assert [f.distance for f in found] == sorted(f.distance for f in found)
     best = lists.lookup("pdq", [far, query], lambda _c: 31, best_only=True)
     assert [(b.query, b.entry_id, b.distance) for b in best] == [(1, "4", 0)]
+
+
+def test_reloading_one_list_keeps_the_others_entries_without_a_second_copy(
+    tmp_path: Path,
+) -> None:
+    """Only the list set holds the hashes; a reload rebuilds the unchanged lists from it."""
+    one = write(tmp_path / "one.txt", f"pdq {PDQ_A} first é\nmd5 {MD5} m\nphash {'12' * 8}\n")
+    two = write(tmp_path / "two.txt", f"pdq {PDQ_B} second\n")
+    allow = write(tmp_path / "allow.txt", f"sha256 {'ab' * 32} ok\n")
+    config = Config(
+        hash_lists=(ListConfig(path=one, name="one"), ListConfig(path=two, name="two")),
+        allow_lists=(allow,),
+        list_reload_interval=0,
+    )
+    manager = ListManager(config)
+    before = manager.current()
+    assert before.entries_of(one)["pdq"].ids == ("first é",)
+
+    def entries(lists: ListSet) -> list[tuple[str, str, str, int]]:
+        queries = {"pdq": [bytes.fromhex(PDQ_A), bytes(32)], "md5": [bytes.fromhex(MD5)]}
+        queries["phash"] = [bytes.fromhex("12" * 8)]
+        return [
+            (f.algorithm, f.list_name, f.entry_id, f.distance)
+            for name, values in queries.items()
+            for f in lists.lookup(name, values, lambda _c: 0)
+        ]
+
+    expected = [("pdq", "one", "first é", 0), ("pdq", "two", "second", 0)]
+    expected += [("md5", "one", "m", 0), ("phash", "one", "", 0)]
+    assert entries(before) == expected
+    for _ in range(2):  # twice: the second rebuild starts from rebuilt entries
+        bump(two, f"pdq {PDQ_B} second\npdq {'1' * 64} third\n")
+        after = manager.current()
+        assert after.generation != before.generation
+        assert after.counts() == {"md5": 1, "pdq": 3, "phash": 1}
+        assert entries(after) == expected
+        assert after.allowed("sha256", bytes.fromhex("ab" * 32)) == 0
+        bump(two, f"pdq {PDQ_B} second\n")
+        assert entries(manager.current()) == expected
+
+
+def test_entry_ids_are_held_compactly_and_read_back_whole() -> None:
+    ids = ["", "case 1", "", "日本 photo", "x" * 300]
+    held = EntryIds(ids)
+    assert [held[i] for i in range(len(ids))] == ids
+    assert held.text_bytes == sum(map(len, ids))
+    assert EntryIds(["", ""]).nbytes == 0
+    assert EntryIds(["", ""])[1] == ""

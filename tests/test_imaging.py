@@ -18,7 +18,7 @@ from PIL import Image, ImageFile
 
 from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
-from tests.synthetic import gif_sequence
+from tests.synthetic import gif_sequence, picture
 
 CAPS: dict[str, Any] = {"max_pixels": 100_000_000, "max_frames": 64}
 
@@ -369,6 +369,8 @@ PNG_SHAPES = [
     (30, 20, 16, 2, 1),
     (9, 1, 8, 2, 1),
     (1, 1, 8, 0, 1),
+    (10001, 3, 8, 2, 0),  # wider than the pattern, which covers the last row's end only
+    (10001, 1, 8, 2, 1),
 ]
 
 
@@ -406,7 +408,8 @@ def test_png_whose_image_data_ends_early_is_truncated(
     png = functools.partial(
         png_of_rows, width, height, depth=depth, colour=colour, interlace=interlace
     )
-    assert decoded(png(rows)).frames[0].size == (width, height)
+    whole = decoded(png(rows))
+    assert (whole.width, whole.height) == (width, height)
     for cut in sorted({len(rows) - 1, len(rows) // 2, 1}):
         assert reason_for(png(rows[:cut])) is Reason.TRUNCATED, cut
 
@@ -499,3 +502,67 @@ def test_animation_decoding_more_pixels_than_the_budget_is_too_many_pixels(fmt: 
     frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=50)
     assert reason_for(out.getvalue(), max_total_pixels=5 * 40 * 30) is Reason.TOO_MANY_PIXELS
     assert len(decoded(out.getvalue(), max_total_pixels=6 * 40 * 30).frames) == 6
+
+
+def test_compressed_tiff_whose_strip_is_too_big_to_decode_at_once_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libtiff holds a whole strip besides the frame: the cap (64 MB) is lowered to test cheaply.
+    monkeypatch.setattr("safemedia.imaging.MAX_TIFF_STRIP_BYTES", 10_000)
+    image = noise(100, 100)
+    one_strip = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=1 << 20)
+    assert reason_for(one_strip) is Reason.TOO_MANY_PIXELS
+    small_strips = encode(image, "TIFF", compression="tiff_adobe_deflate", strip_size=4096)
+    assert decoded(small_strips).frames[0].size == (100, 100)
+    uncompressed = encode(image, "TIFF", strip_size=1 << 20)  # read row by row, no strip buffer
+    assert decoded(uncompressed).frames[0].size == (100, 100)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_alpha_frames_reduced_in_bands_match_flattening_the_whole_frame(orientation: int) -> None:
+    from safemedia.hashing import hash_image
+
+    image = picture(orientation, (160, 120)).resize((1600, 1200), Image.Resampling.BICUBIC)
+    rng = np.random.default_rng(orientation)
+    alpha = Image.fromarray(rng.integers(0, 256, (120, 160), np.uint8), "L")
+    image.putalpha(alpha.resize((1600, 1200), Image.Resampling.BICUBIC))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = encode(image, "PNG", exif=exif, compress_level=1)
+    fast = hash_image("pdq", decoded(body).frames[0]).value
+    full = hash_image("pdq", decoded(body, full_resolution=True).frames[0]).value
+    distance = sum(bin(a ^ b).count("1") for a, b in zip(fast, full, strict=True))
+    assert distance <= 8
+
+
+def _grey_bottom(size: tuple[int, int]) -> Image.Image:
+    image = picture(9, (size[0] // 10, size[1] // 10)).resize(size, Image.Resampling.BICUBIC)
+    image.paste((128, 128, 128), (0, size[1] * 3 // 4, size[0], size[1]))
+    return image
+
+
+JPEG_VARIANTS = {
+    "baseline": ((400, 300), "RGB", {}),
+    "greyscale": ((400, 300), "L", {}),
+    "restart-markers": ((400, 300), "RGB", {"restart_marker_rows": 1}),
+    "drafted-at-half-size": ((1600, 1200), "RGB", {}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(JPEG_VARIANTS))
+def test_jpeg_cut_short_with_an_end_marker_added_is_truncated(variant: str) -> None:
+    size, mode, params = JPEG_VARIANTS[variant]
+    body = encode(
+        picture(8, (size[0] // 10, size[1] // 10)).resize(size).convert(mode), "JPEG", **params
+    )
+    for fraction in (0.3, 0.9):
+        cut = body[: int(len(body) * fraction)] + b"\xff\xd9"  # libjpeg fills the rest in grey
+        assert reason_for(cut) is Reason.TRUNCATED, fraction
+
+
+@pytest.mark.parametrize("variant", sorted(JPEG_VARIANTS))
+def test_complete_jpeg_whose_bottom_is_flat_mid_grey_is_not_truncated(variant: str) -> None:
+    size, mode, params = JPEG_VARIANTS[variant]
+    body = encode(_grey_bottom(size).convert(mode), "JPEG", **params)
+    frame = decoded(body).frames[0]
+    assert frame.getpixel((0, frame.height - 1)) == (128, 128, 128)

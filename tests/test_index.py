@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safemedia.index import HammingIndex, chunk_bits_for, pack
+from safemedia.index import HammingIndex, layout_for, memory_estimate, pack, radii
+from safemedia.packed import PackedInts
 
 PDQ = Path(__file__).parent / "fixtures" / "pdq"
 
@@ -41,10 +42,11 @@ def indexed(
     *,
     multi_index: bool,
     chunk_bits: int | None = None,
+    tables: int | None = None,
 ) -> set[tuple[int, int, int]]:
     nbytes = len(rows[0])
     index, order = HammingIndex.build(
-        pack(rows, nbytes), multi_index=multi_index, chunk_bits=chunk_bits
+        pack(rows, nbytes), multi_index=multi_index, chunk_bits=chunk_bits, tables=tables
     )
     assert index.multi_index is (multi_index and nbytes > 2)
     hits = index.search(pack(queries, nbytes), distance)
@@ -59,23 +61,33 @@ def indexed(
     return set(found)
 
 
-@pytest.mark.parametrize(("multi_index", "chunk_bits"), [(True, 16), (True, 20), (False, None)])
+# (multi_index, chunk_bits, tables): the layouts chosen for 1M and 10M PDQ entries among others
+PDQ_LAYOUTS = [(True, 16, 16), (True, 18, 11), (True, 20, 10), (True, 13, 7), (False, None, None)]
+
+
+@pytest.mark.parametrize(("multi_index", "chunk_bits", "tables"), PDQ_LAYOUTS)
 def test_pdq_haystack_needles_at_distance_32_match_brute_force(
-    multi_index: bool, chunk_bits: int | None
+    multi_index: bool, chunk_bits: int | None, tables: int | None
 ) -> None:
     haystack, needles = read_hashes("haystack.txt"), read_hashes("needles.txt")
     expected = brute_force(haystack, needles, 32)
     assert len(expected) > 100  # the vectors hold many near pairs
-    found = indexed(haystack, needles, 32, multi_index=multi_index, chunk_bits=chunk_bits)
+    found = indexed(
+        haystack, needles, 32, multi_index=multi_index, chunk_bits=chunk_bits, tables=tables
+    )
     assert found == expected
 
 
-@pytest.mark.parametrize("chunk_bits", [16, 20])
+@pytest.mark.parametrize(("chunk_bits", "tables"), [(16, 16), (18, 11), (20, 10)])
 @pytest.mark.parametrize("distance", [0, 1, 15, 16, 31, 47, 64])
-def test_pdq_haystack_at_other_radii_matches_brute_force(distance: int, chunk_bits: int) -> None:
+def test_pdq_haystack_at_other_radii_matches_brute_force(
+    distance: int, chunk_bits: int, tables: int
+) -> None:
     haystack, needles = read_hashes("haystack.txt"), read_hashes("needles.txt")
     queries = needles + haystack[::97]
-    found = indexed(haystack, queries, distance, multi_index=True, chunk_bits=chunk_bits)
+    found = indexed(
+        haystack, queries, distance, multi_index=True, chunk_bits=chunk_bits, tables=tables
+    )
     assert found == brute_force(haystack, queries, distance)
 
 
@@ -102,12 +114,58 @@ def test_empty_index_and_empty_queries_find_nothing() -> None:
     assert len(index.search(np.zeros((0, 32), dtype=np.uint8), 31)) == 0
 
 
-def test_very_large_lists_use_wide_chunks() -> None:
-    assert chunk_bits_for(1_000_000, 256) == 16
-    assert chunk_bits_for(10_000_000, 256) == 20
-    assert chunk_bits_for(100_000, 64) == 16
-    assert chunk_bits_for(1_000_000, 64) == 20
-    assert chunk_bits_for(10_000_000, 64) == 20
+def test_lists_of_millions_of_pdq_hashes_fit_in_63_bytes_an_entry() -> None:
+    assert layout_for(100_000, 256) == (16, 16)  # small lists: speed first
+    for entries in (500_000, 1_000_000, 3_000_000, 10_000_000, 16_000_000):
+        bits, tables = layout_for(entries, 256)
+        assert bits >= 17
+        assert memory_estimate(entries, 256, bits, tables) <= 63 * entries
+    assert layout_for(1_000_000, 64)[0] >= 20
+
+
+def test_probe_radii_cover_every_hash_within_the_distance() -> None:
+    for tables in range(1, 33):
+        for distance in range(0, 90):
+            r = radii(distance, tables)
+            assert sum(x + 1 for x in r) == distance + 1  # so no chunk-wise near miss hides
+            assert max(r) - min(r) <= 1
+            assert r == sorted(r, reverse=True)
+
+
+def test_big_buckets_and_row_numbers_over_16_bits_stay_exact() -> None:
+    """100,000 rows, 70,000 of them (near-)identical: their buckets overflow the 16-bit offsets
+    and row numbers need high bits; the index still equals brute force."""
+    rng = np.random.default_rng(3)
+    centre = rng.integers(0, 256, 32, dtype=np.uint8)
+    rows = np.concatenate(
+        [np.repeat(centre[None, :], 70_000, axis=0), rng.integers(0, 256, (30_000, 32), np.uint8)]
+    )
+    rows[60_000:70_000, 31] ^= rng.integers(0, 256, 10_000, dtype=np.uint8)  # near-identical
+    queries = np.concatenate([rows[::4999], rng.integers(0, 256, (5, 32), np.uint8)])
+    queries[:, 30] ^= 0x81
+    words = rows.view(np.uint64)
+    for bits, tables in ((18, 11), (12, 9)):
+        index, order = HammingIndex.build(rows, chunk_bits=bits, tables=tables)
+        assert index.multi_index
+        for q in range(len(queries)):
+            hits = index.search(queries[q : q + 1], 31)
+            dist = np.bitwise_count(words ^ queries[q].view(np.uint64)).sum(axis=1)
+            expected = np.nonzero(dist <= 31)[0]
+            assert sorted(order[hits.row].tolist()) == expected.tolist()
+            assert hits.distance.tolist() == sorted(dist[expected].tolist())
+
+
+@pytest.mark.parametrize("largest", [0, 1, 3, 15, 255, 65_535, 2**32 - 1])
+def test_packed_integers_read_back_what_was_packed(largest: int) -> None:
+    rng = np.random.default_rng(largest)
+    for length in (0, 1, 7, 8, 9, 1001):
+        values = rng.integers(0, largest + 1, length, dtype=np.int64)
+        packed = PackedInts(values)
+        assert packed[np.arange(length)].tolist() == values.tolist()
+        assert packed[np.arange(length)[::-1]].tolist() == values[::-1].tolist()
+    assert PackedInts(np.array([3, 0, 2, 1])).nbytes == 1
+    with pytest.raises(ValueError, match="packed"):
+        PackedInts(np.array([-1]))
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -147,18 +205,29 @@ def cases(draw: st.DrawFn) -> tuple[list[bytes], list[bytes], int]:
     return rows, queries, distance
 
 
-# 20-bit chunks are for lists of millions; their 2^20-entry tables make each build slow here
-LAYOUTS = [(True, 16), (True, 16), (True, 16), (True, 20), (False, None)]
+# (multi_index, chunk_bits, tables): 20-bit chunks are for lists of millions; their 2^20-entry
+# tables make each build slow here, so they are drawn rarely
+LAYOUTS = [
+    (True, 16, None),
+    (True, 12, None),
+    (True, 13, 3),
+    (True, 16, 2),
+    (True, 18, 3),
+    (True, 20, None),
+    (False, None, None),
+]
 
 
 @settings(max_examples=100, deadline=None)
 @given(cases(), st.sampled_from(LAYOUTS))
 def test_index_matches_brute_force_on_random_lists(
-    case: tuple[list[bytes], list[bytes], int], layout: tuple[bool, int | None]
+    case: tuple[list[bytes], list[bytes], int], layout: tuple[bool, int | None, int | None]
 ) -> None:
     rows, queries, distance = case
-    multi_index, chunk_bits = layout
-    found = indexed(rows, queries, distance, multi_index=multi_index, chunk_bits=chunk_bits)
+    multi_index, chunk_bits, tables = layout
+    found = indexed(
+        rows, queries, distance, multi_index=multi_index, chunk_bits=chunk_bits, tables=tables
+    )
     assert found == brute_force(rows, queries, distance)
 
 

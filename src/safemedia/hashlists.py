@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from safemedia.config import Config, ListConfig
 from safemedia.index import HammingIndex, Hits, pack
+from safemedia.packed import PackedInts
 from safemedia.signals import SIGNALS, HashFormatError, SignalSpec, parse_hex
 
 logger = logging.getLogger("safemedia")
@@ -279,13 +280,42 @@ class Found:
     list_hash: bytes
 
 
+class EntryIds:
+    """Entry ids held compactly: one string and the offset where each id ends (nothing at all
+    when every id is empty), instead of a Python string object per entry."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self._text = "".join(ids)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        self._ends = PackedInts(np.cumsum(lengths)) if self._text else PackedInts(np.zeros(0))
+
+    def __getitem__(self, position: int) -> str:
+        if not self._text:
+            return ""
+        ends = self._ends[np.array([position - 1, position]) if position else np.array([0])]
+        start = int(ends[0]) if position else 0
+        return self._text[start : int(ends[-1])]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the offsets (the characters themselves: :attr:`text_bytes`)."""
+        return self._ends.nbytes
+
+    @property
+    def text_bytes(self) -> int:
+        """Characters of all the ids (one byte each when ASCII)."""
+        return len(self._text)
+
+
 @dataclass(frozen=True, slots=True)
 class _Table:
     """All entries of one algorithm across the lists: an index plus, per row, list and id."""
 
     index: HammingIndex
-    list_of: npt.NDArray[np.uint16]
-    ids: tuple[str, ...]
+    list_of: PackedInts
+    ids: EntryIds
     lists: tuple[int, ...]
 
     @classmethod
@@ -296,8 +326,21 @@ class _Table:
         index, order = HammingIndex.build(
             values, nbytes=values.shape[1], multi_index=None if perceptual else False
         )
+        del values
         lists = tuple(n for n, _ in parts)
-        return cls(index, list_of[order], tuple(map(ids.__getitem__, order.tolist())), lists)
+        ordered = EntryIds(list(map(ids.__getitem__, order.tolist())))
+        return cls(index, PackedInts(list_of[order]), ordered, lists)
+
+    def entries(self, number: int, algorithm: str) -> Entries:
+        """The entries of list ``number`` (in the index's order)."""
+        rows = np.nonzero(self.list_of[np.arange(len(self.index))] == number)[0]
+        values = self.index.rows(rows)
+        return Entries(algorithm, values, tuple(self.ids[int(r)] for r in rows))
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held per table, entry id characters excepted."""
+        return self.index.memory_bytes + self.list_of.nbytes + self.ids.nbytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +348,7 @@ class ListSet:
     """An immutable snapshot of the enabled lists and allow-lists, indexed per algorithm."""
 
     lists: tuple[ListConfig, ...] = ()
-    parsed: tuple[ParsedList, ...] = ()
-    allow: tuple[ParsedList, ...] = ()
+    allow_paths: tuple[Path, ...] = ()
     generation: int = 0
     _tables: dict[str, _Table] = field(default_factory=dict, repr=False)
     _allow_tables: dict[str, _Table] = field(default_factory=dict, repr=False)
@@ -329,8 +371,7 @@ class ListSet:
         generation = _generation([c for c, _ in lists], [p for _, p in lists], allow, settings)
         return cls(
             tuple(c for c, _ in lists),
-            tuple(p for _, p in lists),
-            tuple(allow),
+            tuple(a.path for a in allow),
             generation,
             tables,
             allow_tables,
@@ -351,9 +392,30 @@ class ListSet:
         return {name: len(t.index) for name, t in sorted(self._tables.items())}
 
     def memory_bytes(self) -> int:
-        """Bytes held by the indexes (not counting entry ids)."""
+        """Bytes held: hashes, indexes, list numbers and id offsets (not the ids' characters)."""
         tables = [*self._tables.values(), *self._allow_tables.values()]
-        return sum(t.index.memory_bytes + t.list_of.nbytes for t in tables)
+        return sum(t.memory_bytes for t in tables)
+
+    def id_text_bytes(self) -> int:
+        """Characters of the entry ids held."""
+        tables = [*self._tables.values(), *self._allow_tables.values()]
+        return sum(t.ids.text_bytes for t in tables)
+
+    def entries_of(self, path: Path) -> dict[str, Entries]:
+        """The entries held for the list or allow-list file ``path`` (rebuilt from the indexes,
+        so that no second copy of the hashes is kept for reloads)."""
+        for tables, paths in (
+            (self._tables, [c.path for c in self.lists]),
+            (self._allow_tables, list(self.allow_paths)),
+        ):
+            if path in paths:
+                number = paths.index(path)
+                out = {}
+                for name, table in tables.items():
+                    if number in table.lists:
+                        out[name] = table.entries(number, name)
+                return out
+        raise KeyError(path)
 
     def lookup(
         self,
@@ -379,7 +441,7 @@ class ListSet:
         out = []
         for q, r, d in zip(hits.query[keep], hits.row[keep], hits.distance[keep], strict=True):
             config = self.lists[int(table.list_of[r])]
-            entry = table.ids[r]
+            entry = table.ids[int(r)]
             found = Found(
                 int(q), config.display_name, entry, algorithm, int(d), table.index.row(int(r))
             )
@@ -445,6 +507,8 @@ def _generation(
 class _FileState:
     signature: tuple[int, int, int]
     parsed: ParsedList
+    indexed: bool = False
+    """The entries were dropped from ``parsed`` once indexed: the list set in force has them."""
 
 
 def _signature(path: Path) -> tuple[int, int, int]:
@@ -488,9 +552,23 @@ class ListManager:
         ]
 
     def _build(self) -> ListSet:
-        lists = [(c, self._files[c.path].parsed) for c in self._configs]
-        allow = [self._files[p].parsed for p in self._allow_paths]
-        return ListSet.build(lists, allow, settings=self._settings)
+        """A new list set from ``self._files``; afterwards only the set holds the entries."""
+        held = {path: self._parsed(path) for path in self._files}
+        lists = [(c, held[c.path]) for c in self._configs]
+        allow = [held[p] for p in self._allow_paths]
+        built = ListSet.build(lists, allow, settings=self._settings)
+        del held, lists, allow
+        self._files = {
+            path: _FileState(state.signature, ParsedList(path, {}, state.parsed.digest), True)
+            for path, state in self._files.items()
+        }
+        return built
+
+    def _parsed(self, path: Path) -> ParsedList:
+        state = self._files[path]
+        if not state.indexed:
+            return state.parsed
+        return ParsedList(path, self._set.entries_of(path), state.parsed.digest)
 
     @property
     def in_force(self) -> ListSet:

@@ -172,6 +172,8 @@ def _decode(
                     Reason.TOO_MANY_FRAMES, f"{fmt} has more than {max_frames} frames"
                 )
             _check_pixels(*im.size, cap)
+        if fmt == "TIFF":
+            _check_tiff_strips(im)
         spent += im.size[0] * im.size[1]
         if spent > budget:
             raise DecodeError(
@@ -179,17 +181,21 @@ def _decode(
                 f"{fmt} frames decode to more than {budget} pixels in total",
             )
         _load(im)
+        if index == 0 and fmt == "JPEG" and _jpeg_filled_in(im, body, drafted > 1):
+            raise DecodeError(Reason.TRUNCATED, "JPEG data ends before the image does")
         if full_resolution or drafted > 1:
             frame = to_rgb(im)
             if orientation:
                 frame = _transpose(frame, orientation)
             if drafted > 1:
-                frame.info[REDUCTION] = _drafted((width, height), drafted, orientation)
+                frame.info[REDUCTION] = _reduced((width, height), (drafted, drafted), orientation)
         else:
-            frame = _flatten(im, keep_grey=True)  # greyscale is reduced before it becomes RGB
+            frame = _flatten_reduced(im, _block_scales(im.size, total, max_pixels, max_frames))
             if orientation:
                 frame = _transpose(frame, orientation)
-            frame = _reduce(frame, total, max_pixels, max_frames)
+                if REDUCTION in frame.info:
+                    reduction = frame.info[REDUCTION]
+                    frame.info[REDUCTION] = _reduced(im.size, reduction.scales, orientation)
             total += frame.width * frame.height
             if frame.mode != "RGB":
                 info = frame.info
@@ -520,6 +526,9 @@ def _inflates_to(chunks: list[memoryview], need: int) -> bool:
     return got >= need
 
 
+_PNG_MARKER_WIDTH = 4096  # pixels of the last row that hold the pattern
+
+
 def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
     """Load a still PNG, raising ``truncated`` when its image data ends before the last row."""
     width, height = im.size
@@ -531,11 +540,12 @@ def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
         row = height - 1 if (height - 1) % 2 else height - 2  # Adam7's last pass: odd rows
     else:
         row, columns = 0, slice(1, None, 2)  # one interlaced row: the last pass fills odd columns
-    box = (0, row, width, row + 1)
-    blank = Image.new(im.mode, (width, 1))
-    count = len(blank.tobytes())
+    # The decoder writes a row (or an Adam7 pass's row) in one go: its last pixels are enough.
+    left = max(0, width - _PNG_MARKER_WIDTH) & ~1  # even, so odd columns stay odd
+    box = (left, row, width, row + 1)
+    count = len(Image.new(im.mode, (width - left, 1)).tobytes())
     pattern = ((np.arange(count, dtype=np.uint32) * 151 + 89) % 251).astype(np.uint8)
-    marker = Image.frombytes(im.mode, (width, 1), pattern.tobytes())
+    marker = Image.frombytes(im.mode, (width - left, 1), pattern.tobytes())
     canvas = Image.new(im.mode, im.size)
     canvas.paste(marker, box)
     im.im = canvas.im  # Pillow decodes into this image instead of a fresh one
@@ -543,6 +553,31 @@ def _load_png(im: ImageFile.ImageFile, body: bytes) -> None:
     last = np.asarray(im.crop(box))[:, columns]
     if np.array_equal(last, np.asarray(marker)[:, columns]) and not png_streams_complete(body):
         raise DecodeError(Reason.TRUNCATED, "PNG image data ends before its last row")
+
+
+#: Largest TIFF strip or tile decoded through libtiff, which holds one whole (uncompressed)
+#: besides the frame itself: a single-strip 88 MP RGB TIFF would need 265 MB more.
+MAX_TIFF_STRIP_BYTES = 64 << 20
+
+
+def _check_tiff_strips(im: Image.Image) -> None:
+    """Refuse a compressed TIFF page whose strips (or tiles) are too big to decode at once."""
+    if not any(tile[0] == "libtiff" for tile in getattr(im, "tile", ())):
+        return  # uncompressed: Pillow reads the rows as they come
+    tags = getattr(im, "tag_v2", {})
+    width, height = im.size
+    bits = tags.get(258, 8)
+    per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits) * int(tags.get(277, 1))
+    if 322 in tags and 323 in tags:  # tiles
+        strip = int(tags[322]) * int(tags[323]) * per_pixel // 8
+    else:
+        strip = min(int(tags.get(278, height)), height) * -(-width * per_pixel // 8)
+    if strip > MAX_TIFF_STRIP_BYTES:
+        raise DecodeError(
+            Reason.TOO_MANY_PIXELS,
+            f"TIFF strip of {strip >> 20} MB would be decoded at once "
+            f"(more than {MAX_TIFF_STRIP_BYTES >> 20} MB)",
+        )
 
 
 def _orientation(im: Image.Image) -> int:
@@ -591,27 +626,52 @@ _REVERSED_AXES = {
 }
 
 
-def _drafted(stored: tuple[int, int], scale: int, orientation: int) -> Reduction:
-    """The :class:`Reduction` of a DCT-scaled frame after its orientation was applied."""
-    # im.size after draft is the reduced size; the full size is what the header said.
+def _reduced(stored: tuple[int, int], scales: tuple[int, int], orientation: int) -> Reduction:
+    """The :class:`Reduction` of a frame reduced by ``scales`` (x, y) in its stored orientation
+    (blocks aligned to its top-left corner), after its EXIF orientation was applied."""
     width, height = stored
+    scale_x, scale_y = scales
     if orientation in (5, 6, 7, 8):
-        width, height = height, width
+        width, height, scale_x, scale_y = height, width, scale_y, scale_x
     reversed_x, reversed_y = _REVERSED_AXES.get(orientation, (False, False))
-    return Reduction((width, height), scale, reversed_x, reversed_y)
+    return Reduction((width, height), scale_x, reversed_x, reversed_y, scale_y=scale_y)
 
 
-def _reduce(frame: Image.Image, total: int, max_pixels: int, max_frames: int) -> Image.Image:
-    """Average ``frame`` over blocks as far as PDQ stays faithful, or further to bound memory."""
-    scale_x, scale_y = faithful_scales(frame.width, frame.height)
-    if total + frame.width * frame.height > max_pixels:
+def _block_scales(
+    size: tuple[int, int], total: int, max_pixels: int, max_frames: int
+) -> tuple[int, int]:
+    """Blocks to average a frame over: as far as PDQ stays faithful, or further to bound the
+    memory that the frames kept so far (``total`` pixels) take."""
+    width, height = size
+    scale_x, scale_y = faithful_scales(width, height)
+    if total + width * height > max_pixels:
         per_frame = max(1, max_pixels // max_frames)
-        more = math.ceil(math.sqrt(frame.width * frame.height / (per_frame * scale_x * scale_y)))
-        scale_x, scale_y = scale_x * max(more, 1), scale_y * max(more, 1)
+        more = max(1, math.ceil(math.sqrt(width * height / (per_frame * scale_x * scale_y))))
+        scale_x, scale_y = scale_x * more, scale_y * more
+    return scale_x, scale_y
+
+
+def _flatten_reduced(im: Image.Image, scales: tuple[int, int]) -> Image.Image:
+    """:func:`_flatten` (greyscale kept) and averaged over ``scales`` blocks, tagged with its
+    :class:`Reduction`. Modes that need converting are converted a band of rows at a time, so
+    that only the decoded frame is ever held at full size."""
+    scale_x, scale_y = scales
+    width, height = im.size
     if scale_x == scale_y == 1:
-        return frame
-    reduced = frame.reduce((scale_x, scale_y))
-    reduced.info[REDUCTION] = Reduction(frame.size, scale_x, scale_y=scale_y)
+        return _flatten(im, keep_grey=True)
+    if im.mode == "RGB" or (im.mode == "L" and "transparency" not in im.info):
+        reduced = im.reduce(scales)
+    else:
+        grey = _grey_scaling(im) if im.mode in _GREY[2:] else None
+        step = scale_y * max(1, (1 << 20) // max(1, width * scale_y))
+        parts = []
+        for top in range(0, height, step):
+            band = im.crop((0, top, width, min(height, top + step)))
+            parts.append((top // scale_y, _flatten(band, keep_grey=True, grey=grey).reduce(scales)))
+        reduced = Image.new(parts[0][1].mode, (-(-width // scale_x), -(-height // scale_y)))
+        for row, part in parts:
+            reduced.paste(part, (0, row))
+    reduced.info[REDUCTION] = Reduction(im.size, scale_x, scale_y=scale_y)
     return reduced
 
 
@@ -629,6 +689,74 @@ def _load(im: Image.Image) -> None:
         raise DecodeError(Reason.TRUNCATED, "JPEG data ends before the image does")
 
 
+# Bytes inserted where a JPEG's last scan ends, to see whether libjpeg reads them (no 0xff).
+_JPEG_PADDING = bytes((i * 97 + 13) % 255 for i in range(64))
+
+
+def _jpeg_filled_in(im: ImageFile.ImageFile, body: bytes, drafted: bool) -> bool:
+    """Whether libjpeg ran out of scan data and filled the rest of the image in grey.
+
+    A JPEG cut short with an end marker added (as some tools and proxies do) decodes without an
+    error: libjpeg paints the missing blocks flat mid-grey. When the bottom row is exactly that
+    grey, the JPEG is decoded once more with bytes inserted where its last scan ends: a complete
+    JPEG ignores them (its blocks were all read), a cut one decodes them into the missing blocks.
+    """
+    if im.mode not in ("L", "RGB", "CMYK"):
+        return False
+    width, height = im.size
+    extrema = im.crop((0, height - 1, width, height)).getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    if not all(low == high and low in (127, 128) for low, high in bands):
+        return False
+    end = _jpeg_scans_end(body)
+    if end is None:
+        return False
+    try:
+        with _bomb_warning_is_error():
+            again = Image.open(io.BytesIO(body[:end] + _JPEG_PADDING + body[end:]))
+        if drafted:
+            again.draft(im.mode, im.size)
+        again.load()
+    except Exception:  # the padded copy does not decode: no evidence either way
+        return False
+    return again.size == im.size and again.tobytes() != im.tobytes()
+
+
+def _jpeg_scans_end(body: bytes) -> int | None:
+    """Where a JPEG's last scan ends (its end marker), walking the segments; None if unclear."""
+    pos, size, end = 2, len(body), None
+    while pos + 2 <= size:
+        if body[pos] != 0xFF:
+            return None
+        marker = body[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return end
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return None
+        pos += 2 + struct.unpack_from(">H", body, pos + 2)[0]
+        if marker != 0xDA:
+            continue
+        while True:  # entropy-coded data: up to a marker other than a stuffed 0 or a restart
+            pos = body.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= size:
+                return None
+            following = body[pos + 1]
+            if following == 0xFF:
+                pos += 1
+            elif following == 0x00 or 0xD0 <= following <= 0xD7:
+                pos += 2
+            else:
+                end = pos
+                break
+    return None
+
+
 def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB: alpha over white, high bit depths scaled to 8 bits.
 
@@ -640,14 +768,20 @@ def to_rgb(im: Image.Image) -> Image.Image:
 _GREY = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def _flatten(im: Image.Image, *, keep_grey: bool) -> Image.Image:
-    """RGB, or with ``keep_grey`` "L" for greyscale modes (so they can be reduced first)."""
+def _flatten(
+    im: Image.Image, *, keep_grey: bool, grey: tuple[float, float] | None = None
+) -> Image.Image:
+    """RGB, or with ``keep_grey`` "L" for greyscale modes (so they can be reduced first).
+
+    ``grey``: the (scale, offset) for 32-bit and float greyscale, when ``im`` is part of a frame
+    whose range was measured as a whole.
+    """
     mode = im.mode
     if mode == "RGB" or (keep_grey and mode == "L" and "transparency" not in im.info):
         return im
     if mode in _GREY[2:]:
-        grey = _scaled_to_grey(im)
-        return grey if keep_grey else grey.convert("RGB")
+        eight = _to_grey(im, *(grey or _grey_scaling(im)))
+        return eight if keep_grey else eight.convert("RGB")
     if mode == "La":
         im = im.convert("LA")
         mode = "LA"
@@ -666,52 +800,53 @@ def _flatten(im: Image.Image, *, keep_grey: bool) -> Image.Image:
 _SIXTEEN_TO_EIGHT = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _scaled_to_grey(im: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float greyscale to 8 bits by their nominal range, not by clipping.
-
-    Works through the rows in slices of about a million pixels, each copied out of Pillow's image
-    on its own, so a frame at the pixel cap needs little more memory than its own pixels and its
-    8-bit result. 16-bit modes need one pass (a table look-up); "I" and "F" two (their range).
-    """
+def _grey_slices(im: Image.Image) -> Iterator[tuple[int, NDArray[Any]]]:
+    """A greyscale image's rows as arrays, about a million pixels at a time, each copied out of
+    Pillow's image on its own (a frame at the pixel cap is never copied whole)."""
     width, height = im.size
     step = max(1, (1 << 20) // max(1, width))
+    for top in range(0, height, step):
+        yield top, np.asarray(im.crop((0, top, width, min(height, top + step))))
 
-    def slices() -> Iterator[tuple[int, NDArray[Any]]]:
-        for top in range(0, height, step):
-            yield top, np.asarray(im.crop((0, top, width, min(height, top + step))))
 
-    out = np.empty((height, width), dtype=np.uint8)
+def _grey_scaling(im: Image.Image) -> tuple[float, float]:
+    """(scale, offset) taking 16-bit, 32-bit and float greyscale to 8 bits by their nominal
+    range, not by clipping: 16-bit modes by 255/65535; "I" and "F" by the range of values found
+    (8-bit, 16-bit, float in [0, 1], or else stretched from lowest to highest)."""
     if im.mode.startswith("I;16"):
-        for top, part in slices():
-            out[top : top + step] = _SIXTEEN_TO_EIGHT[part]
-        return Image.fromarray(out, "L")
+        return 255.0 / 65535.0, 0.0
     floating = im.mode == "F"
     lows, highs = [], []
-    for _, part in slices():
+    for _, part in _grey_slices(im):
         if floating:
             part = part[np.isfinite(part)]
         if part.size:
             lows.append(float(part.min()))
             highs.append(float(part.max()))
-    if not lows:
-        return Image.new("L", im.size, 0)
-    low, high = min(lows), max(highs)
+    low, high = (min(lows), max(highs)) if lows else (0.0, 0.0)
     if floating and low >= 0.0 and high <= 1.0:
-        scale, offset = 255.0, 0.0  # float in [0, 1]
-    elif low >= 0.0 and high <= 255.0:
-        scale, offset = 1.0, 0.0  # already 8-bit values
-    elif low >= 0.0 and high <= 65535.0:
-        scale, offset = 255.0 / 65535.0, 0.0  # 16-bit
-    else:
-        scale, offset = 255.0 / (high - low or 1.0), -low  # anything else: stretch
-    for top, part in slices():
-        if not floating and offset == 0.0 and scale < 1.0:  # 16-bit values: one table look-up
-            out[top : top + step] = _SIXTEEN_TO_EIGHT[part]
+        return 255.0, 0.0  # float in [0, 1]
+    if low >= 0.0 and high <= 255.0:
+        return 1.0, 0.0  # already 8-bit values
+    if low >= 0.0 and high <= 65535.0:
+        return 255.0 / 65535.0, 0.0  # 16-bit
+    return 255.0 / (high - low or 1.0), -low  # anything else: stretch
+
+
+def _to_grey(im: Image.Image, scale: float, offset: float) -> Image.Image:
+    """``im`` (16-bit, 32-bit or float greyscale) as 8-bit "L": ``(value + offset) * scale``."""
+    out = np.empty((im.height, im.width), dtype=np.uint8)
+    floating = im.mode == "F"
+    table = not floating and offset == 0.0 and scale == 255.0 / 65535.0
+    for top, part in _grey_slices(im):
+        rows = slice(top, top + part.shape[0])
+        if table:  # 16-bit values: one table look-up
+            out[rows] = _SIXTEEN_TO_EIGHT[part]
             continue
         values = part.astype(np.float32)
         if floating:
-            values = np.nan_to_num(values, nan=0.0, posinf=high, neginf=low)
-        out[top : top + step] = np.clip(np.rint((values + offset) * scale), 0, 255)
+            values = np.nan_to_num(values, nan=0.0, posinf=255.0 / scale - offset, neginf=-offset)
+        out[rows] = np.clip(np.rint((values + offset) * scale), 0, 255)
     return Image.fromarray(out, "L")
 
 

@@ -5,18 +5,22 @@ Usage::
     index, order = HammingIndex.build(pack(values, 32), multi_index=True)
     hits = index.search(pack(queries, 32), 31)  # every (query, row, distance) within 31 bits
 
-Rows are stored in the index's own order (sorted by their first 16-bit chunk); ``order[i]`` is the
+Rows are stored in the index's own order (sorted by their first chunk); ``order[i]`` is the
 input position of row ``i``, so a caller keeps its per-entry data in the same order.
 
-Layout (multi-index hashing, pigeonhole on chunks): a ``b``-bit hash is cut into ``m`` chunks of
-16 bits (20 bits for lists of millions: :func:`chunk_bits_for`); two hashes within distance ``d``
-agree within ``r = d // m`` bits on at least one chunk, so probing each chunk table with every key
-within ``r`` bits finds every candidate, which is then verified on the whole hash (two words
-first). Table 0 costs nothing (the rows are sorted by chunk 0); tables 1..m-1 are counting-sorted
-postings of 3-byte row numbers (a ``uint16`` and a ``uint8`` array) with one offsets array of
-``2**chunk_bits + 1`` entries each. A PDQ entry costs 32 bytes of hash plus 15 x 3 bytes of
-postings with 16-bit chunks (11 x 3 with 20-bit ones), plus the offsets. The exact path
-(distance 0) probes table 0 only.
+Layout (multi-index hashing, generalised pigeonhole on chunks): the first ``m * w`` bits of a hash
+are cut into ``m`` chunks of ``w`` bits; if two hashes are within distance ``d``, some chunk ``j``
+differs in at most ``r_j`` bits whenever the radii sum to ``d + 1 - m`` (:func:`radii`), so
+probing table ``j`` with every key within ``r_j`` bits of the query's chunk finds every candidate,
+which is then verified on the whole hash (two words first). Table 0 costs nothing but its offsets
+(the rows are sorted by chunk 0); tables 1..m-1 are counting-sorted postings of row numbers: a
+``uint16`` array plus the high bits packed in 1-8 bits (:class:`PackedInts`). Each table's
+``2**w + 1`` bucket offsets are ``uint32`` checkpoints every 64 buckets plus ``uint16`` offsets
+relative to them (``uint32`` if a block of buckets holds 65,536 rows or more: a list of
+duplicates costs memory, never correctness). :func:`layout_for` picks ``w`` and ``m`` from the
+list's size: the fastest layout (by a cost model measured per probe and per candidate) within a
+memory budget of 63 bytes per PDQ entry: 16 x 16-bit for 100k entries, 11 x 18-bit at 1M,
+10 x 20-bit at 10M. The exact path (distance 0) probes table 0 only.
 """
 
 from __future__ import annotations
@@ -24,16 +28,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from itertools import combinations
+from math import comb
 
 import numpy as np
 import numpy.typing as npt
 
+from safemedia.packed import PackedInts
+
 CHUNK_BITS = 16
-WIDE_CHUNK_BITS = 20
-"""Chunk width for very large lists: fewer, fuller-keyed tables (fewer candidates per query)."""
+"""Chunk width of exact-only indexes (and the fallback layout)."""
+MIN_CHUNK_BITS, MAX_CHUNK_BITS = 8, 24
+_LAYOUT_MIN_BITS, _LAYOUT_MAX_BITS = 12, 22
+_BUDGET_MIN_ENTRIES = 500_000
+"""Smaller lists may take the memory budget of this many entries (a few MB: speed first)."""
+_PROBE_US, _CANDIDATE_US = 0.07, 0.025
+"""Cost model of a query, measured on PDQ lists of 1M and 10M: per probed bucket, per candidate."""
 MULTI_INDEX_MIN_ENTRIES = 4096
 """Below this many rows a brute-force scan is as fast as probing tables, so none are built."""
 
+BLOCK_SHIFT = 6
+BLOCK = 1 << BLOCK_SHIFT
+"""Buckets per offsets checkpoint."""
 _BRUTE_BLOCK_ELEMENTS = 1 << 20
 _MAX_CANDIDATE_SHARE = 0.25
 """Probe tables only while they yield fewer candidates than this share of the rows per query
@@ -42,6 +58,7 @@ _MAX_PROBES = 16384
 """More probes than this per query (a large radius) and brute force is cheaper."""
 
 U8 = npt.NDArray[np.uint8]
+U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
@@ -83,21 +100,62 @@ class Hits:
         return len(self.row)
 
 
+def probe_count(radius: int, bits: int) -> int:
+    """How many ``bits``-bit keys lie within ``radius`` bits of one key."""
+    return sum(comb(bits, r) for r in range(radius + 1))
+
+
 @cache
 def _masks(radius: int, bits: int) -> npt.NDArray[np.intp]:
-    """Every ``bits``-bit XOR mask with at most ``radius`` bits set (the probes around a key)."""
-    values = np.arange(1 << bits, dtype=np.uint32)
-    weights = np.bitwise_count(values)
-    masks = values[weights <= radius]
-    return masks[np.argsort(weights[weights <= radius], kind="stable")].astype(np.intp)
+    """Every ``bits``-bit XOR mask with at most ``radius`` bits set (the probes around a key),
+    fewest bits first."""
+    masks = [
+        sum(1 << b for b in c) for r in range(radius + 1) for c in combinations(range(bits), r)
+    ]
+    return np.asarray(masks, dtype=np.intp)
 
 
-def chunk_bits_for(entries: int, hash_bits: int) -> int:
-    """16-bit chunks, or 20-bit ones once their bigger offsets tables are worth it: under 8 bytes
-    an entry for PDQ (memory matters at millions of entries), 16 for 64-bit hashes."""
-    offsets_bytes = (hash_bits // WIDE_CHUNK_BITS) * (1 << WIDE_CHUNK_BITS) * 4
-    budget = 16 if hash_bits <= 64 else 8
-    return WIDE_CHUNK_BITS if entries * budget >= offsets_bytes else CHUNK_BITS
+def layout_for(entries: int, hash_bits: int, distance: int | None = None) -> tuple[int, int]:
+    """``(chunk_bits, tables)`` for ``entries`` hashes searched at ``distance`` (default
+    :func:`design_distance`): the layout with the fewest estimated microseconds per query among
+    those within :func:`memory_budget`, else the smallest one."""
+    d = design_distance(hash_bits) if distance is None else distance
+    budget = memory_budget(hash_bits) * max(entries, _BUDGET_MIN_ENTRIES)
+    best: tuple[bool, float, int, int] | None = None
+    for bits in range(_LAYOUT_MIN_BITS, min(_LAYOUT_MAX_BITS, hash_bits) + 1):
+        for tables in range(2, hash_bits // bits + 1):
+            probes = sum(probe_count(r, bits) for r in radii(d, tables) if r >= 0)
+            if probes > _MAX_PROBES:
+                continue
+            memory = memory_estimate(entries, hash_bits, bits, tables)
+            micros = _PROBE_US * probes + _CANDIDATE_US * entries * probes / (1 << bits)
+            key = (memory > budget, memory if memory > budget else micros, bits, tables)
+            if best is None or key < best:
+                best = key
+    if best is None:
+        return CHUNK_BITS, max(1, hash_bits // CHUNK_BITS)
+    return best[2], best[3]
+
+
+def design_distance(hash_bits: int) -> int:
+    """The radius layouts are chosen for: 31 for PDQ (its default), an eighth of the bits else."""
+    return 31 if hash_bits == 256 else hash_bits // 8
+
+
+def memory_budget(hash_bits: int) -> int:
+    """Bytes per entry a layout may take: twice the hash less one for PDQ (63), and at least 32
+    (64-bit hashes are cheap: speed first)."""
+    return max(2 * padded_size(hash_bits // 8) - 1, 32)
+
+
+def memory_estimate(entries: int, hash_bits: int, bits: int, tables: int) -> int:
+    """Bytes an index of ``entries`` uniformly spread hashes takes with this layout."""
+    rows = padded_size(hash_bits // 8) * entries
+    high = max(0, entries - 1) >> 16
+    high_bits = next(w for w in (0, 1, 2, 4, 8) if high < 1 << w)
+    ids = (tables - 1) * entries * (16 + high_bits) // 8
+    offsets = tables * (((1 << bits) + 1) * 2 + 4 * ((1 << bits) // BLOCK + 1))
+    return rows + ids + offsets
 
 
 def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]:
@@ -115,16 +173,35 @@ def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]
     return value.astype(np.uint16) if bits <= 16 else value
 
 
-def _offsets(
-    keys: npt.NDArray[np.uint16 | np.uint32], bits: int
-) -> npt.NDArray[np.uint32 | np.uint64]:
-    buckets = 1 << bits
-    counts = np.bincount(keys, minlength=buckets)
-    offsets = np.zeros(buckets + 1, dtype=np.uint64)
+def _offsets(keys: npt.NDArray[np.uint16 | np.uint32], bits: int) -> npt.NDArray[np.int64]:
+    """Where each bucket starts in the table's order, plus the end (``2**bits + 1`` values)."""
+    counts = np.bincount(keys, minlength=1 << bits)
+    offsets = np.zeros((1 << bits) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    if offsets[-1] < (1 << 32):
-        return offsets.astype(np.uint32)
     return offsets
+
+
+def _compress(
+    offsets: list[npt.NDArray[np.int64]],
+) -> tuple[U32, npt.NDArray[np.uint16 | np.uint32]]:
+    """Offsets as ``uint32`` checkpoints every :data:`BLOCK` buckets plus ``uint16`` offsets
+    relative to them (``uint32`` ones if some block of some table holds 65,536 rows or more)."""
+    full = np.stack(offsets)
+    checkpoints = full[:, ::BLOCK]
+    relative = full - np.repeat(checkpoints, BLOCK, axis=1)[:, : full.shape[1]]
+    narrow = int(relative.max()) < (1 << 16)
+    return checkpoints.astype(np.uint32), relative.astype(np.uint16 if narrow else np.uint32)
+
+
+def radii(distance: int, tables: int) -> list[int]:
+    """Probe radius per table (-1: not probed) so that every hash within ``distance`` is found.
+
+    Generalised pigeonhole: if each chunk ``j`` differed in more than ``r_j`` bits, the hashes
+    would differ in at least ``sum(r_j + 1)`` bits; radii summing to ``distance + 1 - tables``
+    (the larger ones first: table 0 is the cheapest to probe) make that exceed ``distance``.
+    """
+    q, rem = divmod(distance + 1, tables)
+    return [q - 1 + (j < rem) for j in range(tables)]
 
 
 def _expand(starts: I64, lengths: I64) -> tuple[I64, I64]:
@@ -141,23 +218,33 @@ def _expand(starts: I64, lengths: I64) -> tuple[I64, I64]:
 class HammingIndex:
     """Immutable Hamming-radius index over ``n`` hashes of one algorithm."""
 
-    __slots__ = ("_bits", "_hi", "_lo", "_nbytes", "_offsets", "_rows", "_tables", "_words")
+    __slots__ = (
+        "_bits",
+        "_checkpoints",
+        "_hi",
+        "_lo",
+        "_nbytes",
+        "_relative",
+        "_rows",
+        "_tables",
+        "_words",
+    )
 
     def __init__(
         self,
         rows: U8,
         nbytes: int,
         bits: int,
-        offsets: npt.NDArray[np.uint32 | np.uint64],
+        offsets: tuple[U32, npt.NDArray[np.uint16 | np.uint32]],
         lo: npt.NDArray[np.uint16] | None,
-        hi: npt.NDArray[np.uint8] | None,
+        hi: PackedInts | None,
     ) -> None:
         self._rows = rows
         self._nbytes = nbytes
         self._bits = bits
-        self._tables = nbytes * 8 // bits
+        self._checkpoints, self._relative = offsets
+        self._tables = int(self._relative.shape[0])
         self._words: U64 = rows.view(np.uint64)
-        self._offsets = offsets
         self._lo = lo
         self._hi = hi
 
@@ -169,43 +256,56 @@ class HammingIndex:
         nbytes: int | None = None,
         multi_index: bool | None = None,
         chunk_bits: int | None = None,
+        tables: int | None = None,
     ) -> tuple[HammingIndex, I64]:
         """Index ``rows`` (from :func:`pack`); returns the index and its row order.
 
         ``nbytes`` is the unpadded hash size (default: the row width). ``multi_index`` builds
         the chunk tables for radius search (default: when there are at least
         :data:`MULTI_INDEX_MIN_ENTRIES` rows); without them radius search is brute force.
-        ``chunk_bits``: 16 or 20 (default: :func:`chunk_bits_for` the list's size).
+        ``chunk_bits``: 16 or 20 (default: :func:`chunk_bits_for` the list's size). ``tables``:
+        how many chunks are indexed (default :func:`tables_for`; fewer save memory and cost
+        more candidates per query).
         """
         rows = pad(rows)
         n, width = rows.shape
         nbytes = nbytes or width
         if multi_index is None:
             multi_index = n >= MULTI_INDEX_MIN_ENTRIES
-        bits = chunk_bits or (chunk_bits_for(n, nbytes * 8) if multi_index else CHUNK_BITS)
-        if bits not in (CHUNK_BITS, WIDE_CHUNK_BITS):
-            raise ValueError("chunk_bits must be 16 or 20")
+        if multi_index and (chunk_bits is None or tables is None):
+            default_bits, default_tables = layout_for(n, nbytes * 8)
+            chunk_bits = chunk_bits or default_bits
+            tables = tables or (default_tables if chunk_bits == default_bits else None)
+        bits = chunk_bits or CHUNK_BITS
+        if not MIN_CHUNK_BITS <= bits <= MAX_CHUNK_BITS:
+            raise ValueError(f"chunk_bits must be between {MIN_CHUNK_BITS} and {MAX_CHUNK_BITS}")
+        most = max(1, nbytes * 8 // bits)
+        if not multi_index:
+            tables = 1
+        elif tables is None:
+            tables = most
+        elif not 1 <= tables <= most:
+            raise ValueError(f"tables must be between 1 and {most}")
+        tables = min(tables, most)
         keys = _keys(rows, bits, 0)
         order = np.argsort(keys, kind="stable").astype(np.int64)
         rows = np.ascontiguousarray(rows[order])
-        offsets_list = [_offsets(keys[order], bits)]
-        tables = nbytes * 8 // bits
+        offsets = [_offsets(keys[order], bits)]
         lo = hi = None
-        if multi_index and tables > 1 and n:
+        if tables > 1 and n:
             if n >= 1 << 24:
                 raise ValueError("an index holds at most 16,777,215 hashes")
             lo = np.empty((tables - 1, n), dtype=np.uint16)
-            hi = np.empty((tables - 1, n), dtype=np.uint8) if n > 1 << 16 else None
+            high = np.empty((tables - 1, n), dtype=np.uint8) if n > 1 << 16 else None
             for j in range(1, tables):
                 keys = _keys(rows, bits, j)
                 perm = np.argsort(keys, kind="stable")
                 lo[j - 1] = perm.astype(np.uint16)
-                if hi is not None:
-                    hi[j - 1] = (perm >> 16).astype(np.uint8)
-                offsets_list.append(_offsets(keys, bits))
-        dtype = np.result_type(*offsets_list)
-        offsets = np.stack([o.astype(dtype) for o in offsets_list])
-        return cls(rows, nbytes, bits, offsets, lo, hi), order
+                if high is not None:
+                    high[j - 1] = (perm >> 16).astype(np.uint8)
+                offsets.append(_offsets(keys, bits))
+            hi = PackedInts(high) if high is not None else None
+        return cls(rows, nbytes, bits, _compress(offsets), lo, hi), order
 
     def __len__(self) -> int:
         return int(self._rows.shape[0])
@@ -216,15 +316,24 @@ class HammingIndex:
         return self._bits
 
     @property
+    def tables(self) -> int:
+        """Number of chunk tables (1: exact lookups only)."""
+        return self._tables
+
+    @property
     def multi_index(self) -> bool:
         """Whether chunk tables were built (sub-linear radius search)."""
         return self._lo is not None
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held by the index's arrays."""
-        arrays = (self._rows, self._offsets, self._lo, self._hi)
+        """Bytes held by the index's arrays (hashes, postings, offsets)."""
+        arrays = (self._rows, self._checkpoints, self._relative, self._lo, self._hi)
         return sum(a.nbytes for a in arrays if a is not None)
+
+    def rows(self, positions: I64) -> U8:
+        """The hashes stored at ``positions``, unpadded (a copy)."""
+        return self._rows[positions, : self._nbytes]
 
     def row(self, position: int) -> bytes:
         """The hash stored at row ``position``."""
@@ -272,35 +381,44 @@ class HammingIndex:
         """Candidates ``(query, row)`` from the chunk tables, or None when brute force is better."""
         nq = queries.shape[0]
         bits = self._bits
-        tables = self._tables if distance else 1
-        masks = _masks(distance // tables, bits)
-        if len(masks) * tables > _MAX_PROBES:
+        per_table = radii(distance, self._tables if self._lo is not None else 1)
+        used = [j for j, r in enumerate(per_table) if r >= 0]
+        if sum(probe_count(per_table[j], bits) for j in used) > _MAX_PROBES:
             return None
-        qkeys = np.stack([_keys(queries, bits, j) for j in range(tables)], axis=1).astype(np.intp)
-        # keys[q, j, p]: probe p of table j for query q; flat index into the stacked offsets
-        keys = qkeys[:, :, None] ^ masks[None, None, :]
-        keys += (np.arange(tables, dtype=np.intp) * ((1 << bits) + 1))[None, :, None]
-        offsets = self._offsets.reshape(-1)
-        starts = offsets[keys].astype(np.int64)
-        lengths = offsets[keys + 1].astype(np.int64) - starts
+        qkeys = np.stack([_keys(queries, bits, j) for j in used], axis=1).astype(np.intp)
+        # keys[q, p]: bucket of probe p for query q; table[p]: the table it probes
+        parts, owners = [], []
+        for radius in sorted({per_table[j] for j in used}, reverse=True):
+            cols = [c for c, j in enumerate(used) if per_table[j] == radius]
+            masks = _masks(radius, bits)
+            parts.append((qkeys[:, cols, None] ^ masks[None, None, :]).reshape(nq, -1))
+            owners.append(np.repeat(np.asarray([used[c] for c in cols], dtype=np.intp), len(masks)))
+        keys = np.concatenate(parts, axis=1)
+        table = np.concatenate(owners)
+        buckets = (1 << bits) + 1
+        flat = keys + table * buckets
+        block = (keys >> BLOCK_SHIFT) + table * self._checkpoints.shape[1]
+        checkpoints, relative = self._checkpoints.reshape(-1), self._relative.reshape(-1)
+        starts = checkpoints[block].astype(np.int64) + relative[flat]
+        block = ((keys + 1) >> BLOCK_SHIFT) + table * self._checkpoints.shape[1]
+        lengths = checkpoints[block].astype(np.int64) + relative[flat + 1] - starts
         if distance and int(lengths.sum()) > _MAX_CANDIDATE_SHARE * len(self) * nq:
             return None
-        qids = np.arange(nq, dtype=np.int64)
-        # Table 0 is the rows themselves (sorted by chunk 0).
-        pos, owner = _expand(starts[:, 0].reshape(-1), lengths[:, 0].reshape(-1))
-        qid = qids.repeat(len(masks))[owner] if nq > 1 else np.zeros(len(pos), dtype=np.int64)
-        if tables == 1:
+        first = table == 0  # table 0 is the rows themselves (sorted by chunk 0)
+        width = int(first.sum())
+        pos, owner = _expand(starts[:, first].reshape(-1), lengths[:, first].reshape(-1))
+        qid = owner // width
+        if width == len(table):
             return qid, pos
         assert self._lo is not None
         # Tables 1..m-1: positions into the stacked postings, then the row numbers they hold.
-        rest = starts[:, 1:] + (np.arange(tables - 1, dtype=np.int64) * len(self))[None, :, None]
-        idx, owner = _expand(rest.reshape(-1), lengths[:, 1:].reshape(-1))
+        rest = ~first
+        at = starts[:, rest] + ((table[rest] - 1) * len(self))[None, :]
+        idx, owner = _expand(at.reshape(-1), lengths[:, rest].reshape(-1))
         row = self._lo.reshape(-1)[idx].astype(np.int64)
         if self._hi is not None:
-            row |= self._hi.reshape(-1)[idx].astype(np.int64) << 16
-        per_query = (tables - 1) * len(masks)
-        one = np.zeros(len(row), dtype=np.int64)
-        rqid = qids.repeat(per_query)[owner] if nq > 1 else one
+            row |= self._hi[idx] << 16
+        rqid = owner // (len(table) - width)
         return np.concatenate([qid, rqid]), np.concatenate([pos, row])
 
     def _brute(self, queries: U8, distance: int) -> Hits:

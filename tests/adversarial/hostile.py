@@ -339,6 +339,9 @@ HEAVY: dict[str, BombMaker] = {
     "tiff-8000x6000-one-deflate-strip": lambda: encode(
         _big(6), "TIFF", compression="tiff_adobe_deflate", strip_size=1 << 30
     ),
+    "tiff-8000x6000-deflate-strips-of-1-mb": lambda: encode(
+        _big(6), "TIFF", compression="tiff_adobe_deflate", strip_size=1 << 20
+    ),
 }
 
 # name -> (maker, acceptable reasons). Each must be uninspectable for one of these reasons.
