@@ -42,6 +42,7 @@ import zlib
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 from safemedia.config import Config
@@ -151,6 +152,7 @@ _DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
 _NEVER_SNIFFED = frozenset({b"text/event-stream"})
 _REQUEST_HEADERS = {b"range": 0, b"if-range": 0, b"if-none-match": 1, b"if-modified-since": 2}
 _ENVIRON_KEYS = ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+_header_name = itemgetter(0)
 _ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
 _TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")
 
@@ -227,6 +229,8 @@ def plan_request(
         return RequestPlan(request, generation=generation)
     if blocked:
         return RequestPlan(request, blocked=True, generation=generation)
+    if _REQUEST_HEADERS.keys().isdisjoint(map(_header_name, headers)):  # most requests, in C
+        return RequestPlan(request, generation=generation)
     range_value = inm = ims = None
     for name, value in headers:
         kind = _REQUEST_HEADERS.get(name)  # names are lowercase (ASGI servers, our helpers)
