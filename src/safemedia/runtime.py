@@ -266,14 +266,21 @@ class Runtime:
         """
         blocked = False
         if method in ("GET", "HEAD", "get", "head"):
-            blocked = self.is_blocked(f"{host.lower()}{path}" + (f"?{query}" if query else ""))
+            blocked = self._blocked(
+                f"{host.lower()}{path}?{query}" if query else host.lower() + path
+            )
+        if blocking:  # current_generation(blocking=True), one call less per request
+            generation = self.engine.lists_generation
+            self._checked = time.monotonic()
+        else:
+            generation = self.current_generation(blocking=False)
         return http.plan_request(
             method,
             host,
             path,
             query,
             headers,
-            generation=self.current_generation(blocking=blocking),
+            generation=generation,
             blocked=blocked,
             client=client,
         )
