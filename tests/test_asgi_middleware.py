@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ from starlette.routing import Route
 
 from safemedia import Config
 from safemedia.asgi import SafeMediaMiddleware
+from safemedia.config import ListConfig
 from safemedia.events import Action, Detection
-from safemedia.runtime import Runtime
+from safemedia.runtime import LOOP_DIGEST_BYTES, Runtime
 from safemedia.verdict import Reason, Verdict
 from tests.asgi_driver import Message, call, http_scope
 from tests.listed import with_list
@@ -232,3 +235,62 @@ def test_add_middleware_with_a_config_builds_engine_and_store() -> None:
     assert call(app, "/x.jpg").status == 451
     assert call(app, "/x.jpg", "HEAD").status == 451  # blocked in the store now
     assert call(app, "/ok.png").body == CLEAN
+
+
+class CountingRuntime(Runtime):
+    """The real runtime, counting its hops to worker threads (a spy: nothing is replaced)."""
+
+    hops = 0
+
+    async def run_blocking(self, func: Any, *args: Any) -> Any:
+        self.hops += 1
+        return await super().run_blocking(func, *args)
+
+
+def test_a_small_image_already_found_clean_is_answered_without_a_worker_thread() -> None:
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(CLEAN, b"image/png", chunks=1), runtime=rt)
+    first = call(app, "/a.png")
+    assert rt.hops == 1
+    second = call(app, "/b.png")
+    assert rt.hops == 1
+    assert (first.status, first.body) == (second.status, second.body) == (200, CLEAN)
+    assert second.headers[b"etag"] == first.headers[b"etag"]
+    assert second.headers[b"content-length"] == str(len(CLEAN)).encode()
+
+
+def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time() -> None:
+    recorder = MemoryRecorder()
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=recorder)
+    app = SafeMediaMiddleware(raw_app(LISTED, chunks=1), runtime=rt)
+    statuses = [call(app, f"/{i}.jpg").status for i in range(3)]
+    assert statuses == [451, 451, 451]
+    assert rt.hops == 3
+    assert len(recorder.detections) == 3
+
+
+def test_an_image_larger_than_the_loop_digest_limit_is_always_digested_in_a_worker() -> None:
+    big = png(3) + b"\0" * LOOP_DIGEST_BYTES  # trailing bytes after IEND: still a clean PNG
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(big, b"image/png", chunks=1), runtime=rt)
+    assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
+    assert rt.hops == 2
+
+
+def test_a_small_image_found_clean_is_checked_again_once_the_lists_change(
+    tmp_path: Path,
+) -> None:
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"sha256 {hashlib.sha256(LISTED).hexdigest()} listed\n")
+    config = Config(hash_lists=(ListConfig(path=listed, name="test"),), list_reload_interval=0.05)
+    rt = Runtime(config, recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(CLEAN, b"image/png", chunks=1), runtime=rt)
+    assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
+    with listed.open("a") as f:
+        f.write(f"sha256 {hashlib.sha256(CLEAN).hexdigest()} now-listed\n")
+    deadline = time.monotonic() + 10
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = call(app, f"/later-{time.monotonic()}.png").status
+    assert status == 451

@@ -313,3 +313,19 @@ def test_an_animation_beyond_the_decoded_pixel_budget_is_uninspectable(tmp_path:
     assert verdict.kind is VerdictKind.UNINSPECTABLE
     assert verdict.reason is Reason.TOO_MANY_PIXELS
     assert engine_with(tmp_path, "# algorithm: pdq\n").scan(body).is_clean
+
+
+def test_a_cached_verdict_is_given_only_for_the_lists_in_force(tmp_path: Path) -> None:
+    clean = jpeg(5)
+    sha = hashlib.sha256(clean).hexdigest()
+    engine = engine_with(tmp_path, f"sha256 {'0' * 64} nothing\n", list_reload_interval=0)
+    assert engine.cached_verdict(sha) is None  # never scanned
+    assert engine.scan(clean).is_clean
+    cached = engine.cached_verdict(sha)
+    assert cached is not None
+    assert cached.is_clean
+    assert engine.stats()["cache_hits"] == 1
+    (tmp_path / "list.txt").write_text(f"sha256 {sha} now-listed\n")
+    assert engine.refresh_lists()
+    assert engine.cached_verdict(sha) is None  # made against lists no longer in force
+    assert engine.scan(clean).is_match

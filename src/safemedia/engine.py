@@ -179,6 +179,31 @@ class Engine:
                 c.uninspectable += 1
         return verdict
 
+    def cached_verdict(self, sha256: str) -> Verdict | None:
+        """The cached verdict for a body with this SHA-256 (hex), if it was made against the
+        lists in force; else None. No reload check and no scan: safe on an event loop.
+
+        A hit is counted as a scan answered from the cache. The store's allow-list is not
+        asked: it only ever turns a verdict into clean, so callers use a clean answer only.
+        """
+        if self._cache is None:
+            return None
+        generation = self._lists.in_force.generation
+        with self._lock:
+            cached = self._cache.get(sha256)
+            if cached is None or cached.lists_generation != generation:
+                return None
+            c = self._counters
+            c.scans += 1
+            c.cache_hits += 1
+            if cached.kind is VerdictKind.MATCH:
+                c.matches += 1
+            elif cached.kind is VerdictKind.CLEAN:
+                c.clean += 1
+            else:
+                c.uninspectable += 1
+        return cached
+
     def _scan(self, body: bytes, sha: str) -> tuple[Verdict, str]:
         lists = self._lists.current()
         generation = lists.generation

@@ -31,6 +31,7 @@ import types
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from http import HTTPStatus
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from safemedia import http
@@ -86,7 +87,7 @@ class SafeMediaMiddleware:
             reply = self.runtime.block_reply(rq)
             start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
             return [reply.body]
-        if rq.changes_headers:
+        if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
             http.apply_to_environ(environ, rq)
         exchange = _Exchange(self.runtime, rq, start_response)
         result = self.app(environ, exchange.start_response)
@@ -155,11 +156,13 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
     chunks, the chunk list inside a werkzeug ``ClosingIterator`` (what Flask returns), or the
     file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``, werkzeug's
     ``file``); else None."""
-    if type(result) is list or type(result) is tuple:
-        return _head(result, text=False)
-    chunks = _werkzeug_chunks(result)
-    if chunks is not None:
-        return _head(chunks, text=True)
+    kind = type(result)
+    if kind is list or kind is tuple:
+        return _head(result, text=False)  # type: ignore[arg-type]
+    step = getattr(result, "_next", None)
+    if step is not None:
+        chunks = _werkzeug_chunks(step)
+        return None if chunks is None else _head(chunks, text=True)
     filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
     return peek_file(filelike, http.SNIFF_BYTES)
 
@@ -167,6 +170,8 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
 def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
     """The first :data:`http.SNIFF_BYTES` (or fewer) of a list of chunks; ``text``: ``str``
     chunks are sent UTF-8 encoded (werkzeug). None for a chunk that is not bytes."""
+    if len(chunks) == 1 and type(chunks[0]) is bytes:  # the common case: one chunk
+        return chunks[0][: http.SNIFF_BYTES]
     head = b""
     for chunk in chunks:
         if text and type(chunk) is str:
@@ -180,15 +185,18 @@ def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
     return head
 
 
-def _werkzeug_chunks(result: object) -> list[Any] | tuple[Any, ...] | None:
+_werkzeug_encoder: list[CodeType] = []  # the code of werkzeug's _iter_encoded, once seen
+
+
+def _werkzeug_chunks(step: object) -> list[Any] | tuple[Any, ...] | None:
     """The list of chunks a werkzeug ``ClosingIterator`` is about to send, untouched.
 
-    A Flask or werkzeug response returns ``ClosingIterator(_iter_encoded(response.response))``;
-    when that generator has not started and iterates a list or tuple, that list is the body
-    (``str`` chunks are UTF-8 encoded). Anything else (a streamed response, another iterator):
-    None, and the body is read as it comes.
+    ``step`` is its ``_next``. A Flask or werkzeug response returns
+    ``ClosingIterator(_iter_encoded(response.response))``, whose ``_next`` is
+    ``partial(next, generator)``; when that generator has not started and iterates a list or
+    tuple, that list is the body (``str`` chunks are UTF-8 encoded). Anything else (a streamed
+    response, another iterator): None, and the body is read as it comes.
     """
-    step = getattr(result, "_next", None)  # ClosingIterator keeps partial(next, iterator)
     if type(step) is not functools.partial or step.func is not next or len(step.args) != 1:
         return None
     generator = step.args[0]
@@ -196,8 +204,12 @@ def _werkzeug_chunks(result: object) -> list[Any] | tuple[Any, ...] | None:
         return None
     if generator.gi_running or generator.gi_suspended:  # already started
         return None
-    encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
-    if generator.gi_code is not getattr(encoder, "__code__", None):
+    if not _werkzeug_encoder:
+        encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
+        if not isinstance(encoder, types.FunctionType):
+            return None
+        _werkzeug_encoder.append(encoder.__code__)
+    if generator.gi_code is not _werkzeug_encoder[0]:
         return None
     chunks = generator.gi_frame.f_locals.get("iterable")
     return chunks if type(chunks) is list or type(chunks) is tuple else None
@@ -407,7 +419,12 @@ class _Exchange:
         if self.mode is _SNIFF and not self.buffer:
             head = _peek(result)
             if head is not None:  # a list or a file: its first bytes decide, nothing consumed
-                self._enter(http.plan_after_sniff(self.plan, head))
+                plan = http.plan_after_sniff(self.plan, head)
+                if plan.action is _ACT_PASS and plan.headers is None:  # the common case
+                    self.plan, self.mode = plan, _PASS
+                    self.server_write = self.server_start(self.status_line, self.headers)
+                    return result  # untouched: file_wrapper and all
+                self._enter(plan)
         if self.mode is _PASS and not self.pending:
             return result  # untouched: file_wrapper and all
         iterator: Iterator[bytes] | None = None
