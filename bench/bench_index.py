@@ -1,6 +1,7 @@
 """Benchmark: Hamming index lookups and hash-list loading, against brute force in the same run.
 
 Run:  .venv/bin/python bench/bench_index.py            (PDQ 1M and 10M, 64-bit 1M, 1M-line load)
+      .venv/bin/python bench/bench_index.py --tradeoff (PDQ layouts: bytes/entry against ms)
       .venv/bin/python bench/bench_index.py --quick    (100k entries only: a smoke run)
 
 For each list (uniform random hashes, and clustered ones: groups of near-duplicates as real lists
@@ -30,7 +31,7 @@ import numpy.typing as npt
 
 from safemedia.config import Config, ListConfig
 from safemedia.hashlists import ListManager
-from safemedia.index import HammingIndex
+from safemedia.index import HammingIndex, layout_for, probe_count, radii
 
 U8 = npt.NDArray[np.uint8]
 
@@ -176,6 +177,46 @@ def bench_load(n: int, rounds: int, rng: np.random.Generator) -> list[dict[str, 
     return results
 
 
+TRADEOFF = {
+    1_000_000: [(16, 16), (16, 13), (17, 12), (18, 11), (18, 10)],
+    10_000_000: [(20, 12), (20, 11), (21, 10), (20, 10)],
+}
+
+
+def bench_tradeoff(
+    n: int, layouts: list[tuple[int, int]], rounds: int, per_round: int, rng: np.random.Generator
+) -> list[dict[str, str]]:
+    """PDQ lookups at d=31 with several ``(chunk_bits, tables)`` layouts, timed interleaved."""
+    rows = uniform(rng, n, 32)
+    qs = queries(rng, rows, per_round, 31)
+    indexes = [HammingIndex.build(rows, chunk_bits=b, tables=t)[0] for b, t in layouts]
+    times: list[list[float]] = [[] for _ in layouts]
+    for _ in range(rounds):
+        for i in range(len(qs)):
+            for k, index in enumerate(indexes):
+                times[k].append(timed(index.search, qs[i : i + 1], 31))
+    words = rows.view(np.uint64)
+    for i in range(0, len(qs), max(1, len(qs) // 8)):
+        expected = brute(words, qs[i].view(np.uint64), 31)
+        assert all(len(index.search(qs[i : i + 1], 31)) == expected for index in indexes)
+    out = []
+    for (bits, tables), index, ms in zip(layouts, indexes, times, strict=True):
+        probes = sum(probe_count(r, bits) for r in radii(31, tables) if r >= 0)
+        out.append(
+            {
+                "entries": f"{n:,}",
+                "layout": f"{tables}x{bits}-bit"
+                + (" *" if layout_for(n, 256) == (bits, tables) else ""),
+                "probes": str(probes),
+                "candidates": f"{n * probes / (1 << bits) / 1000:.1f}k",
+                "B/entry": f"{index.memory_bytes / n:.1f}",
+                "index ms": f"{statistics.median(ms) * 1e3:.3f}",
+                "p90 ms": f"{np.percentile(ms, 90) * 1e3:.2f}",
+            }
+        )
+    return out
+
+
 def table(rows: list[dict[str, str]]) -> str:
     keys = list(rows[0])
     widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in keys}
@@ -190,8 +231,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k entries only")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--queries", type=int, default=40, help="queries per round")
+    parser.add_argument(
+        "--tradeoff", action="store_true", help="only: PDQ layouts' memory against lookup time"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
+    if args.tradeoff:
+        for n, layouts in TRADEOFF.items():
+            if args.quick:
+                n //= 10
+            print(table(bench_tradeoff(n, layouts, args.rounds, args.queries, rng)), flush=True)
+        return
     big = [100_000] if args.quick else [1_000_000, 10_000_000]
     small = 100_000 if args.quick else 1_000_000
     results = []

@@ -173,6 +173,15 @@ def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]
     return value.astype(np.uint16) if bits <= 16 else value
 
 
+def _stable_order(keys: npt.NDArray[np.uint16 | np.uint32]) -> I64:
+    """``np.argsort(keys, kind="stable")``, as two 16-bit radix sorts when keys are wider."""
+    if keys.dtype == np.uint16:
+        return np.argsort(keys, kind="stable").astype(np.int64)
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (keys[low] >> 16).astype(np.uint16)
+    return low[np.argsort(high, kind="stable")].astype(np.int64)
+
+
 def _offsets(keys: npt.NDArray[np.uint16 | np.uint32], bits: int) -> npt.NDArray[np.int64]:
     """Where each bucket starts in the table's order, plus the end (``2**bits + 1`` values)."""
     counts = np.bincount(keys, minlength=1 << bits)
@@ -288,7 +297,7 @@ class HammingIndex:
             raise ValueError(f"tables must be between 1 and {most}")
         tables = min(tables, most)
         keys = _keys(rows, bits, 0)
-        order = np.argsort(keys, kind="stable").astype(np.int64)
+        order = _stable_order(keys)
         rows = np.ascontiguousarray(rows[order])
         offsets = [_offsets(keys[order], bits)]
         lo = hi = None
@@ -299,7 +308,7 @@ class HammingIndex:
             high = np.empty((tables - 1, n), dtype=np.uint8) if n > 1 << 16 else None
             for j in range(1, tables):
                 keys = _keys(rows, bits, j)
-                perm = np.argsort(keys, kind="stable")
+                perm = _stable_order(keys)
                 lo[j - 1] = perm.astype(np.uint16)
                 if high is not None:
                     high[j - 1] = (perm >> 16).astype(np.uint8)
