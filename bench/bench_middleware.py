@@ -7,8 +7,9 @@ Usage::
 
 Measures (medians of interleaved rounds; figures go to docs/performance.md):
 
-1. in-process added latency, raw ASGI calls (no TestClient): a non-image response, and a cached
-   3 MB JPEG (compared with the SHA-256 digest time of its body);
+1. in-process added latency, raw ASGI calls (no TestClient): a non-image response, and cached
+   0.18 MB and 3.8 MB JPEGs (compared with the SHA-256 digest time of their bodies, on this
+   thread and in a worker thread), the worker-thread hop, the largest digest made on the loop;
 2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
    large JPEGs (verdict cache off, so every fetch is decoded and hashed), and the same load on
@@ -42,6 +43,7 @@ from bench.middleware_apps import (  # noqa: E402
     wrapped_app,
 )
 from safemedia.http import plan_response  # noqa: E402
+from safemedia.runtime import LOOP_DIGEST_BYTES  # noqa: E402
 
 CLOCK = time.process_time
 """In-process figures are CPU time of this process (all its threads: the worker pool too), so
@@ -94,28 +96,43 @@ def _digest_time(body: bytes, n: int) -> float:
     return (CLOCK() - started) / n
 
 
-def _parts(wrapped: Any, body: bytes, rounds: int) -> dict[str, list[float]]:
-    """Where a cached image's added time goes: the check itself, and the worker-thread hop."""
+def _parts(wrapped: Any, body: bytes, photo: bytes, rounds: int) -> dict[str, list[float]]:
+    """Where a cached image's added time goes: the check itself, the worker-thread hop, the
+    digest in a worker thread (round trip), and the largest digest made on the event loop."""
     runtime = wrapped.runtime
     headers = [(b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode())]
     rq = runtime.plan_request("GET", "bench", "/small", "", [])
     rp = plan_response(rq, 200, headers, runtime.config)
     runtime.conclude(rq, rp, 200, headers, body)
 
-    async def hops(n: int) -> float:
+    async def hops(n: int, *args: Any) -> float:
         started = CLOCK()
         for _ in range(n):
-            await runtime.run_blocking(int)
+            await runtime.run_blocking(*args)
         return (CLOCK() - started) / n
 
-    out: dict[str, list[float]] = {"conclude": [], "hop": []}
+    at_limit = bytes(LOOP_DIGEST_BYTES)
+    out: dict[str, list[float]] = {
+        "conclude": [],
+        "hop": [],
+        "small_worker_digest": [],
+        "photo_worker_digest": [],
+        "limit_digest": [],
+    }
     for _ in range(rounds):
         started = CLOCK()
         for _ in range(200):
             runtime.conclude(rq, rp, 200, headers, body)
         out["conclude"].append((CLOCK() - started) / 200)
-        out["hop"].append(asyncio.run(hops(200)))
+        out["hop"].append(asyncio.run(hops(200, int)))
+        out["small_worker_digest"].append(asyncio.run(hops(200, _sha256, body)))
+        out["photo_worker_digest"].append(asyncio.run(hops(20, _sha256, photo)))
+        out["limit_digest"].append(_digest_time(at_limit, 200))
     return out
+
+
+def _sha256(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
 
 
 def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
@@ -145,7 +162,7 @@ def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
         return out
 
     samples = asyncio.run(run())
-    samples.update(_parts(wrapped, bodies["small"], rounds))
+    samples.update(_parts(wrapped, bodies["small"], bodies["photo"], rounds))
     med = {k: statistics.median(v) for k, v in samples.items()}
     for kind, body in bodies.items():
         med[f"{kind}_bytes"] = float(len(body))
@@ -340,6 +357,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
+    load_start = _load()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="smbench-") as tmp:
         assets = Path(tmp)
@@ -385,6 +403,7 @@ def main() -> int:
                     "1 scan",
                 )
             )
+    rows.append(("load average (1 min) at start / end", f"{load_start} / {_load()}", ""))
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure'.ljust(width)} | value | target |")
     print(f"| {'-' * width} | ---: | --- |")
@@ -415,8 +434,23 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
             f"{ip['conclude'] * us:.0f} us",
             "",
         ),
-        ("one hop to the worker pool and back (wall clock)", f"{ip['hop'] * us:.0f} us", ""),
+        ("one hop to the worker pool and back (CPU)", f"{ip['hop'] * us:.0f} us", ""),
     ]
+    for kind in ("small", "photo"):
+        worker = ip[f"{kind}_worker_digest"] * us
+        added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
+        size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
+        rows += [
+            (f"cached {size} JPEG: SHA-256 in a worker thread, round trip", f"{worker:.0f} us", ""),
+            (f"cached {size} JPEG: added minus worker digest", f"{added - worker:+.0f} us", ""),
+        ]
+    rows.append(
+        (
+            f"largest digest on the event loop ({LOOP_DIGEST_BYTES // 1024} KiB)",
+            f"{ip['limit_digest'] * us:.0f} us",
+            "",
+        )
+    )
     return rows
 
 
@@ -445,6 +479,11 @@ def _latency_rows(lat: dict[str, float]) -> list[tuple[str, str, str]]:
         ("large JPEGs served meanwhile, bare", f"{lat['bare_images_per_s']:.1f} /s", ""),
         ("large JPEGs scanned meanwhile, safemedia", f"{lat['sm_images_per_s']:.1f} /s", ""),
     ]
+
+
+def _load() -> str:
+    """The 1-minute load average: this machine is shared, so each run says how busy it was."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def _ms(p50: float, p99: float) -> str:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_wsgi.py            # ~1 minute on 2 cores
+    python bench/bench_wsgi.py            # ~2 minutes on 2 cores
     python bench/bench_wsgi.py --quick    # fewer, shorter rounds
 
 Calls the apps the way a WSGI server does (environ, start_response, iterate, close), no HTTP.
@@ -16,8 +16,10 @@ SQLite store), so each request pays the real blocked-URL lookup.
 2. the same through Flask (``SafeMedia(app)``);
 3. a cached 1600x1200 JPEG: added latency vs the SHA-256 digest time of its body
    (target: <= digest + 100 us);
-4. requests/s of the Flask text endpoint through gunicorn (one gthread worker, 4 keep-alive
-   clients), bare vs ``SafeMedia(app)``, rounds alternated (target: within 5%).
+4. requests/s of the Flask text endpoint through gunicorn, bare vs ``SafeMedia(app)``, rounds
+   alternated (target: within 5%): one gthread worker (4 threads) with 4 keep-alive clients, and
+   one sync worker with 4 clients opening a connection per request. Also the worker's CPU time
+   a request (from /proc) and the median ratio of adjacent rounds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import hashlib
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -44,7 +47,7 @@ from flask import Flask  # noqa: E402
 from tests.realserver import serve  # noqa: E402
 from tests.synthetic import picture  # noqa: E402
 
-from bench.bench_middleware import _throughput  # noqa: E402
+from bench.bench_middleware import _cpu_seconds, _throughput_count  # noqa: E402
 from safemedia import Config  # noqa: E402
 from safemedia.contrib.flask import SafeMedia  # noqa: E402
 from safemedia.runtime import Runtime  # noqa: E402
@@ -148,11 +151,55 @@ def measure(rounds: int, calls: int) -> dict[str, float]:
         return result
 
 
-def throughput(rounds: int, seconds: float) -> dict[str, float]:
-    """Median requests/s through gunicorn for the bare and the wrapped Flask app."""
+def _worker_pid(master: int) -> int:
+    """The one worker process of a gunicorn master (its child)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one gunicorn worker, found {children}")
+    return int(children[0])
+
+
+async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[float, int]:
+    """Requests/s for ``/text`` with ``clients`` clients, a new connection per request (the
+    sync worker closes each one), and their number."""
+    done = 0
+    stop = time.perf_counter() + seconds
+    request = b"GET /text HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+
+    async def client() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            response = await reader.read()  # to the end: the server closes
+            writer.close()
+            if not response.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected response {response[:40]!r}")
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done / (time.perf_counter() - started), done
+
+
+WORKERS = {
+    "gthread": (["--worker-class", "gthread", "--threads", "4"], _throughput_count),
+    "sync": (["--worker-class", "sync"], _fresh_connections),
+}
+
+
+def throughput(worker: str, rounds: int, seconds: float) -> dict[str, float]:
+    """Requests/s through gunicorn for the bare and the wrapped Flask app, rounds alternated.
+
+    Also the worker's CPU time per request (from /proc) and the median of the ratios of
+    adjacent rounds (each pair ran within a few seconds, so a shift in the machine's load
+    between rounds counts less than in the ratio of the medians).
+    """
+    options, load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
-    command += ["--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
+    command += [*options, "--log-level", "warning"]
     rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    cpu: dict[str, list[float]] = {"bare": [], "wrapped": []}
     with tempfile.TemporaryDirectory() as tmp:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
@@ -162,13 +209,23 @@ def throughput(rounds: int, seconds: float) -> dict[str, float]:
             serve([*command, "bench.wsgi_apps:bare()"], env=env, cwd=ROOT) as bare,
             serve([*command, "bench.wsgi_apps:wrapped()"], env=env, cwd=ROOT) as wrapped,
         ):
-            servers = [("bare", bare.port), ("wrapped", wrapped.port)]
-            for _, port in servers:
-                asyncio.run(_throughput(port, 0.5, 4))
+            servers = [("bare", bare.port, bare.process.pid)]
+            servers.append(("wrapped", wrapped.port, wrapped.process.pid))
+            workers = {tag: _worker_pid(master) for tag, _, master in servers}
+            for _, port, _ in servers:
+                asyncio.run(load(port, 0.5, 4))
             for r in range(rounds):
-                for tag, port in servers if r % 2 == 0 else servers[::-1]:
-                    rates[tag].append(asyncio.run(_throughput(port, seconds, 4)))
-    return {tag: statistics.median(values) for tag, values in rates.items()}
+                for tag, port, _ in servers if r % 2 == 0 else servers[::-1]:
+                    before = _cpu_seconds(workers[tag])
+                    rate, done = asyncio.run(load(port, seconds, 4))
+                    rates[tag].append(rate)
+                    cpu[tag].append((_cpu_seconds(workers[tag]) - before) / max(done, 1))
+    result = {tag: statistics.median(values) for tag, values in rates.items()}
+    for tag, values in cpu.items():
+        result[f"{tag} cpu"] = statistics.median(values)
+    pairs = [w / b for b, w in zip(rates["bare"], rates["wrapped"], strict=True)]
+    result["paired ratio"] = statistics.median(pairs)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,12 +252,20 @@ def main(argv: list[str] | None = None) -> int:
         m["image wrapped"],
         f"<= digest {digest:.0f} + 100",
     )
-    rates = throughput(*((4, 1.0) if args.quick else (10, 2.0)))
-    ratio = rates["wrapped"] / rates["bare"]
-    print("\nFlask text endpoint through gunicorn (1 gthread worker, 4 keep-alive clients)\n")
-    print("| bare app | with SafeMedia | ratio | target |")
-    print("| ---: | ---: | ---: | --- |")
-    print(f"| {rates['bare']:.0f} req/s | {rates['wrapped']:.0f} req/s | {ratio:.3f} | >= 0.95 |")
+    rounds, seconds = (4, 1.0) if args.quick else (10, 2.0)
+    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients), {rounds} alternated")
+    print(f"rounds of {seconds:.0f} s; load average {os.getloadavg()[0]:.1f} at the start\n")
+    print("| worker | bare app | with SafeMedia | ratio of medians | median paired ratio |", end="")
+    print(" worker CPU a request, bare / wrapped | target |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for worker in WORKERS:
+        t = throughput(worker, rounds, seconds)
+        print(
+            f"| {worker} | {t['bare']:.0f} req/s | {t['wrapped']:.0f} req/s "
+            f"| {t['wrapped'] / t['bare']:.3f} | {t['paired ratio']:.3f} "
+            f"| {t['bare cpu'] * us:.0f} / {t['wrapped cpu'] * us:.0f} us | >= 0.95 |"
+        )
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

@@ -294,3 +294,24 @@ def test_a_small_image_found_clean_is_checked_again_once_the_lists_change(
         time.sleep(0.02)
         status = call(app, f"/later-{time.monotonic()}.png").status
     assert status == 451
+
+
+def test_a_large_image_found_clean_goes_out_again_in_the_parts_the_app_sent() -> None:
+    big = png(4) + bytes(range(256)) * (LOOP_DIGEST_BYTES // 128)  # clean, ~2x the limit
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(big, b"image/png", chunks=8), runtime=rt)
+    first = call(app, "/1.png")
+    second = call(app, "/2.png")
+    assert (first.status, first.body) == (second.status, second.body) == (200, big)
+    assert second.headers[b"content-length"] == str(len(big)).encode()
+    bodies = [m for m in second.messages if m["type"] == "http.response.body"]
+    assert len(bodies) >= 8  # the app's parts, not one joined copy
+    assert [m.get("more_body", False) for m in bodies][-1] is False
+    assert rt.hops == 2  # both checked in a worker thread: too large to digest on the loop
+
+
+def test_a_listed_image_sent_in_many_parts_is_blocked() -> None:
+    big = LISTED
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(big, b"image/jpeg", chunks=7), runtime=rt)
+    assert [call(app, f"/{i}.jpg").status for i in range(2)] == [451, 451]

@@ -51,7 +51,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_WAITING, _PASSING, _HOLDING, _DONE = 0, 1, 2, 3
+# Response states; the last two hold back the response start.
+_WAITING, _PASSING, _DONE, _HOLDING, _SNIFFING = 0, 1, 2, 3, 4
 # Enum members read once: through the class each read costs ~70 ns (3.11), per message.
 _PASS, _SNIFF, _INSPECT, _UNINSPECTABLE = (
     ResponseAction.PASS,
@@ -92,7 +93,7 @@ class SafeMediaMiddleware:
             scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
         responder = _Responder(self.runtime, rq, send)
         await self.app(scope, receive, responder.send)
-        if responder.state == _HOLDING:
+        if responder.state > _DONE:  # holding: the app ended without finishing its body
             await responder.app_ended_early()
 
     def _plan(self, scope: Scope) -> RequestPlan:
@@ -125,7 +126,13 @@ class SafeMediaMiddleware:
 
 async def _send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    parts = reply.parts
+    if not parts:
+        await send({"type": "http.response.body", "body": reply.body})
+        return
+    last = len(parts) - 1
+    for i, part in enumerate(parts):  # as the app sent them: no copy of the whole body
+        await send({"type": "http.response.body", "body": part, "more_body": i < last})
 
 
 class _Responder:
@@ -146,29 +153,38 @@ class _Responder:
         state = self.state
         if state == _PASSING:
             await self.send_next(message)
+        elif state == _SNIFFING:  # the common case: is the first chunk plainly not an image?
+            try:
+                if message["type"] == "http.response.body":
+                    body = message.get("body", b"")
+                    if not sniff_image(body[:SNIFF_BYTES]) and (
+                        not message.get("more_body", False) or not sniff_needs_more(self.plan, body)  # type: ignore[arg-type]
+                    ):
+                        self.state = _PASSING
+                        await self.send_next(self.start)  # type: ignore[arg-type]
+                        await self.send_next(message)
+                        return
+            except Exception:
+                logger.exception("safemedia: error handling %s", self.rq.request.url)
+                await self._finish(self.runtime.block_reply(self.rq))
+                return
+            self.state = _HOLDING
+            await self.send(message)
         elif state == _HOLDING:
             try:
                 plan = self.plan
                 assert plan is not None
-                if message["type"] == "http.response.body":
-                    action = plan.action
-                    if action is _SNIFF and not plan.encodings and self.buffer is _NO_BODY:
-                        # the common case: a first chunk that is plainly not an image goes on
-                        body = message.get("body", b"")
-                        if not sniff_image(body[:SNIFF_BYTES]) and (
-                            not message.get("more_body", False) or not sniff_needs_more(plan, body)
-                        ):
-                            self.state = _PASSING
-                            await self.send_next(self.start)  # type: ignore[arg-type]
-                            await self.send_next(message)
-                            return
-                    elif action is _INSPECT and message.get("more_body", False):
-                        buffer = self._held()  # an image chunk: held, no coroutine per chunk
-                        buffer.add(message.get("body", b""))
-                        if buffer.size <= plan.limit:
-                            return
-                        await self._progress(more=True)
+                if (
+                    plan.action is _INSPECT
+                    and message["type"] == "http.response.body"
+                    and message.get("more_body", False)
+                ):
+                    buffer = self._held()  # an image chunk: held, no coroutine per chunk
+                    buffer.add(message.get("body", b""))
+                    if buffer.size <= plan.limit:
                         return
+                    await self._progress(more=True)
+                    return
                 await self._on_held(message)
             except OSError:
                 raise
@@ -200,7 +216,8 @@ class _Responder:
                 await self.send_next(message)
                 return
             self.plan = plan
-            self.state = _HOLDING  # until the first bytes say what it is, or it is checked
+            # held until the first bytes say what it is, or until it is checked
+            self.state = _SNIFFING if action is _SNIFF and not plan.encodings else _HOLDING
             if action is _UNINSPECTABLE:
                 await self._uninspectable(plan.reason, plan.detail, more=True)
         # _DONE: a reply was sent instead; the app's further messages are dropped
@@ -242,12 +259,12 @@ class _Responder:
             return
         start = self.start
         assert start is not None
-        status, headers, body = start["status"], start.get("headers") or [], self.buffer.value()
+        status, headers, parts = start["status"], start.get("headers") or [], self.buffer.chunks
         runtime = self.runtime
-        reply = runtime.conclude_cached(self.rq, plan, status, headers, body)
+        reply = runtime.conclude_cached(self.rq, plan, status, headers, parts)
         if reply is None:  # not known yet (or too large to digest here): a worker thread
             reply = await runtime.run_blocking(
-                runtime.conclude, self.rq, plan, status, headers, body
+                runtime.conclude_parts, self.rq, plan, status, headers, parts
             )
         await self._finish(reply)
 
@@ -306,7 +323,8 @@ class _Responder:
 
 
 class _Body:
-    """Body chunks held for checking; joined once, and not copied at all when only one."""
+    """Body chunks held for checking: joined on the event loop only for sniffing (the first
+    bytes) and small bodies; otherwise handed on as they are (see Runtime.conclude_parts)."""
 
     __slots__ = ("chunks", "size")
 

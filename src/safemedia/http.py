@@ -645,12 +645,17 @@ def _inflate(data: bytes, coding: str, limit: int, partial: bool) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A response for the adapter to send instead of (or as) the app's."""
+    """A response for the adapter to send instead of (or as) the app's.
+
+    ``parts``: when not empty, the body is these byte strings in order (``body`` is then
+    empty), as the app sent them: an adapter sends them one after another, never joined.
+    """
 
     status: int
     headers: Headers
     body: bytes = b""
     blocked: bool = False
+    parts: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -739,9 +744,12 @@ def _tag_headers(headers: Headers, rq: RequestPlan) -> Headers:
     return [(n, tag_etag(v, rq.generation) if n.lower() == b"etag" else v) for n, v in headers]
 
 
-def finalise_passed(headers: Headers, body: bytes, verdict: Verdict) -> Headers:
+def finalise_passed(
+    headers: Headers, body: bytes, verdict: Verdict, *, length: int | None = None
+) -> Headers:
     """Headers for a passed, buffered body: exact Content-Length, no Transfer-Encoding, ETag
-    tagged with the generation the verdict was made against."""
+    tagged with the generation the verdict was made against. ``length``: the body's length when
+    ``body`` is not given whole (held in parts)."""
     etag: bytes | None = None
     out: Headers = []
     for name, value in headers:
@@ -751,7 +759,7 @@ def finalise_passed(headers: Headers, body: bytes, verdict: Verdict) -> Headers:
                 etag = value
             continue
         out.append((name, value))
-    out.append((b"content-length", str(len(body)).encode()))
+    out.append((b"content-length", str(len(body) if length is None else length).encode()))
     out.append((b"etag", tag_etag(etag, verdict.lists_generation, verdict.sha256)))
     return out
 

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -140,12 +140,21 @@ def _no_cached_verdict(sha256: str) -> Verdict | None:
     return None
 
 
-def _passed(rq: RequestPlan, status: int, headers: Headers, body: bytes, verdict: Verdict) -> Reply:
-    """The reply for a body that passed: exact length, tagged ETag, or a 304 for own ETags."""
-    headers = http.finalise_passed(headers, body, verdict)
+def _passed(
+    rq: RequestPlan,
+    status: int,
+    headers: Headers,
+    body: bytes,
+    verdict: Verdict,
+    parts: tuple[bytes, ...] = (),
+) -> Reply:
+    """The reply for a body that passed: exact length, tagged ETag, or a 304 for own ETags.
+    With ``parts`` the body is those parts (``body`` is empty)."""
+    length = sum(map(len, parts)) if parts else None
+    headers = http.finalise_passed(headers, body, verdict, length=length)
     if verdict.sha256[:32] in rq.self_validate and status == 200:
         return http.not_modified_reply(headers)
-    return Reply(status, headers, body)
+    return Reply(status, headers, body, parts=parts)
 
 
 class Runtime:
@@ -320,25 +329,67 @@ class Runtime:
             logger.exception("safemedia: error while checking %s; blocking it", rq.request.url)
             return self.block_reply(rq)
 
+    def conclude_parts(
+        self,
+        rq: RequestPlan,
+        rp: ResponsePlan,
+        status: int,
+        headers: Headers,
+        parts: Sequence[bytes],
+    ) -> Reply:
+        """:meth:`conclude` for a body held in the parts the app sent (blocking, never raises).
+
+        The parts are digested in order; when the engine's verdict cache already holds that
+        digest as clean for the lists in force, the reply carries the parts as they are
+        (:attr:`Reply.parts`), never joined into one copy. Otherwise they are joined here (in
+        the worker thread, not on an event loop) and scanned by :meth:`conclude`.
+        """
+        if len(parts) == 1:
+            return self.conclude(rq, rp, status, headers, parts[0])
+        if not rp.encodings:
+            try:
+                digest = hashlib.sha256()
+                for part in parts:
+                    digest.update(part)
+                verdict = self._cached_verdict(digest.hexdigest())
+                if (
+                    verdict is not None
+                    and verdict.is_clean
+                    and verdict.lists_generation == rq.generation
+                ):
+                    return _passed(rq, status, headers, b"", verdict, tuple(parts))
+            except Exception:
+                logger.exception("safemedia: cached check of %s failed; scanning", rq.request.url)
+        return self.conclude(rq, rp, status, headers, b"".join(parts))
+
     def conclude_cached(
         self,
         rq: RequestPlan,
         rp: ResponsePlan,
         status: int,
         headers: Headers,
-        body: bytes,
+        parts: Sequence[bytes],
     ) -> Reply | None:
         """:meth:`conclude` without a worker thread, when that is cheaper; else None.
 
-        For a body of at most :data:`LOOP_DIGEST_BYTES`, not content-encoded, whose SHA-256 the
-        engine's verdict cache already holds as clean for the lists in force (and for the
-        generation the request was planned against), the reply is made here: one bounded
-        SHA-256 and a dictionary look-up, no decode, no perceptual hash, nothing recorded. Every
-        other body (larger, encoded, new, listed, uninspectable) gets None and goes to
-        :meth:`conclude` in a worker thread. Never raises (None on any error).
+        ``parts``: the body as held (one part when the app sent it whole). For a body of at
+        most :data:`LOOP_DIGEST_BYTES`, not content-encoded, whose SHA-256 the engine's verdict
+        cache already holds as clean for the lists in force (and for the generation the request
+        was planned against), the reply is made here: one bounded SHA-256 and a dictionary
+        look-up, no decode, no perceptual hash, nothing recorded. Every other body (larger,
+        encoded, new, listed, uninspectable) gets None and goes to :meth:`conclude_parts` in a
+        worker thread. Never raises (None on any error).
         """
-        if len(body) > LOOP_DIGEST_BYTES or rp.encodings:
+        if rp.encodings:
             return None
+        if len(parts) == 1:
+            body = parts[0]
+            if len(body) > LOOP_DIGEST_BYTES:
+                return None
+        elif sum(map(len, parts)) > LOOP_DIGEST_BYTES:
+            return None
+        else:
+            body = b"".join(parts)
         try:
             verdict = self._cached_verdict(hashlib.sha256(body).hexdigest())
             if verdict is None or not verdict.is_clean or verdict.lists_generation != rq.generation:
