@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import time
 from collections.abc import MutableMapping
@@ -18,7 +19,7 @@ from safemedia import Config
 from safemedia.asgi import SafeMediaMiddleware
 from safemedia.config import ListConfig
 from safemedia.events import Action, Detection
-from safemedia.runtime import LOOP_DIGEST_BYTES, Runtime
+from safemedia.runtime import LOOP_DIGEST_BYTES, HeldBody, Runtime
 from safemedia.verdict import Reason, Verdict
 from tests.asgi_driver import Message, call, http_scope
 from tests.listed import with_list
@@ -296,18 +297,139 @@ def test_a_small_image_found_clean_is_checked_again_once_the_lists_change(
     assert status == 451
 
 
-def test_a_large_image_found_clean_goes_out_again_in_the_parts_the_app_sent() -> None:
-    big = png(4) + bytes(range(256)) * (LOOP_DIGEST_BYTES // 128)  # clean, ~2x the limit
+BIG_CLEAN = png(4) + bytes(range(256)) * (LOOP_DIGEST_BYTES // 64)  # clean, ~4x the limit
+BIG_LISTED = LISTED + b"\0" * (3 * LOOP_DIGEST_BYTES)  # trailing bytes: still that JPEG
+
+
+def parts_app(parts: list[bytes], content_type: bytes = b"image/png") -> Any:
+    """An ASGI app sending exactly ``parts``, one ``more_body`` message each."""
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        start = {"type": "http.response.start", "status": 200, "headers": []}
+        start["headers"] = [(b"content-type", content_type)]
+        await send(start)
+        for i, part in enumerate(parts):
+            await send(
+                {"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1}
+            )
+
+    return app
+
+
+def test_a_large_image_found_clean_in_small_parts_is_answered_without_a_worker_thread() -> None:
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(big, b"image/png", chunks=8), runtime=rt)
+    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=16), runtime=rt)
     first = call(app, "/1.png")
+    assert rt.hops == 1  # new: scanned in a worker thread
     second = call(app, "/2.png")
-    assert (first.status, first.body) == (second.status, second.body) == (200, big)
-    assert second.headers[b"content-length"] == str(len(big)).encode()
+    assert rt.hops == 1  # digested on the loop as its parts arrived; the verdict was cached
+    assert (first.status, first.body) == (second.status, second.body) == (200, BIG_CLEAN)
+    assert second.headers[b"content-length"] == str(len(BIG_CLEAN)).encode()
+    assert second.headers[b"etag"] == first.headers[b"etag"]
     bodies = [m for m in second.messages if m["type"] == "http.response.body"]
-    assert len(bodies) >= 8  # the app's parts, not one joined copy
+    assert len(bodies) >= 16  # the app's parts, not one joined copy
     assert [m.get("more_body", False) for m in bodies][-1] is False
-    assert rt.hops == 2  # both checked in a worker thread: too large to digest on the loop
+
+
+def test_a_large_listed_image_in_small_parts_is_recorded_and_blocked_every_time() -> None:
+    recorder = MemoryRecorder()
+    rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=recorder)
+    app = SafeMediaMiddleware(raw_app(BIG_LISTED, chunks=16), runtime=rt)
+    statuses = [call(app, f"/{i}.jpg").status for i in range(3)]
+    assert statuses == [451, 451, 451]
+    assert rt.hops == 3
+    assert len(recorder.detections) == 3
+    assert {d.verdict.sha256 for d in recorder.detections} == {
+        hashlib.sha256(BIG_LISTED).hexdigest()
+    }
+
+
+def test_a_body_with_one_part_over_the_loop_digest_limit_still_goes_to_a_worker() -> None:
+    over = bytes(range(256)) * (LOOP_DIGEST_BYTES // 256) + b"x"  # one byte over the limit
+    body_parts = [png(5), b"", b"a" * 1000, over, b"b" * 1000, b"", b"c"]
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(parts_app(body_parts), runtime=rt)
+    results = [call(app, f"/{i}.png") for i in range(2)]
+    assert [(r.status, r.body) for r in results] == [(200, b"".join(body_parts))] * 2
+    assert rt.hops == 2  # the second one was cached clean, but digested in a worker
+
+
+def test_a_gzip_encoded_image_in_small_parts_is_checked_in_a_worker_every_time() -> None:
+    encoded = gzip.compress(BIG_CLEAN)
+    step = len(encoded) // 8 + 1
+    body_parts = [encoded[i : i + step] for i in range(0, len(encoded), step)]
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"image/png"), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i, part in enumerate(body_parts):
+            more = i < len(body_parts) - 1
+            await send({"type": "http.response.body", "body": part, "more_body": more})
+
+    recorder = MemoryRecorder()
+    rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=recorder)
+    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    results = [call(wrapped, f"/{i}.png") for i in range(2)]
+    assert [(r.status, r.body) for r in results] == [(200, encoded)] * 2
+    assert rt.hops == 2
+    engine: Any = rt.engine  # the verdict is keyed by the digest of the decoded image
+    assert engine.cached_verdict(hashlib.sha256(BIG_CLEAN).hexdigest()).is_clean
+    assert engine.cached_verdict(hashlib.sha256(encoded).hexdigest()) is None
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [],
+        [b""],
+        [b"", b"abc", b"", b"def", b""],
+        [b"x" * LOOP_DIGEST_BYTES, b"", b"y" * 10],
+        [b"a", b"", b"z" * (LOOP_DIGEST_BYTES + 1), b"", b"b" * 7, b"c"],
+        [bytearray(b"q" * 5000), memoryview(b"r" * 70_000), b""],
+    ],
+)
+def test_the_digest_made_as_parts_arrive_is_the_sha256_of_the_whole_body(
+    chunks: list[bytes],
+) -> None:
+    body = b"".join(chunks)
+    held = HeldBody()
+    for chunk in chunks:
+        held.add(chunk)
+    assert b"".join(held.chunks) == body
+    so_far = held.digest_so_far()
+    assert so_far in (None, hashlib.sha256(body).hexdigest())
+    assert (so_far is None) == any(len(c) > LOOP_DIGEST_BYTES for c in chunks)
+    assert held.digest() == hashlib.sha256(body).hexdigest()
+    assert held.digest_so_far() == hashlib.sha256(body).hexdigest()
+
+
+def test_the_digest_survives_joining_the_held_parts_for_sniffing() -> None:
+    held = HeldBody()
+    for chunk in (b"a" * 10, b"b" * (LOOP_DIGEST_BYTES + 5)):
+        held.add(chunk)
+    assert held.value() == b"a" * 10 + b"b" * (LOOP_DIGEST_BYTES + 5)  # joined: one part now
+    held.add(b"tail")
+    assert held.digest() == hashlib.sha256(held.value()).hexdigest()
+
+
+def test_a_large_image_found_clean_is_checked_again_once_the_lists_change(
+    tmp_path: Path,
+) -> None:
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"sha256 {hashlib.sha256(LISTED).hexdigest()} listed\n")
+    config = Config(hash_lists=(ListConfig(path=listed, name="test"),), list_reload_interval=0.05)
+    rt = CountingRuntime(config, recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=16), runtime=rt)
+    assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
+    assert rt.hops == 1
+    with listed.open("a") as f:
+        f.write(f"sha256 {hashlib.sha256(BIG_CLEAN).hexdigest()} now-listed\n")
+    deadline = time.monotonic() + 10
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = call(app, f"/later-{time.monotonic()}.png").status
+    assert status == 451
 
 
 def test_a_listed_image_sent_in_many_parts_is_blocked() -> None:

@@ -38,7 +38,7 @@ from safemedia.http import (
     sniff_image,
     sniff_needs_more,
 )
-from safemedia.runtime import Runtime
+from safemedia.runtime import HeldBody, Runtime
 from safemedia.verdict import Reason
 
 __all__ = ["SafeMediaMiddleware"]
@@ -147,7 +147,7 @@ class _Responder:
         self.state = _WAITING
         self.start: Message | None = None
         self.plan: ResponsePlan | None = None
-        self.buffer = _NO_BODY  # nothing held; a fresh _Body once a body chunk is held
+        self.buffer = _NO_BODY  # nothing held; a fresh HeldBody once a body chunk is held
 
     async def send(self, message: Message) -> None:
         state = self.state
@@ -222,10 +222,10 @@ class _Responder:
                 await self._uninspectable(plan.reason, plan.detail, more=True)
         # _DONE: a reply was sent instead; the app's further messages are dropped
 
-    def _held(self) -> _Body:
+    def _held(self) -> HeldBody:
         buffer = self.buffer
         if buffer is _NO_BODY:
-            buffer = self.buffer = _Body()
+            buffer = self.buffer = HeldBody(self.plan)
         return buffer
 
     async def _on_held(self, message: Message) -> None:
@@ -259,12 +259,13 @@ class _Responder:
             return
         start = self.start
         assert start is not None
-        status, headers, parts = start["status"], start.get("headers") or [], self.buffer.chunks
+        held = self.buffer
+        status, headers, parts = start["status"], start.get("headers") or [], held.chunks
         runtime = self.runtime
-        reply = runtime.conclude_cached(self.rq, plan, status, headers, parts)
-        if reply is None:  # not known yet (or too large to digest here): a worker thread
+        reply = runtime.conclude_cached(self.rq, plan, status, headers, parts, held=held)
+        if reply is None:  # not known yet (or not digested here): a worker thread
             reply = await runtime.run_blocking(
-                runtime.conclude_parts, self.rq, plan, status, headers, parts
+                lambda: runtime.conclude_parts(self.rq, plan, status, headers, parts, held=held)
             )
         await self._finish(reply)
 
@@ -322,32 +323,7 @@ class _Responder:
         await self._uninspectable(Reason.TRUNCATED, "the app ended the body early", more=False)
 
 
-class _Body:
-    """Body chunks held for checking: joined on the event loop only for sniffing (the first
-    bytes) and small bodies; otherwise handed on as they are (see Runtime.conclude_parts)."""
-
-    __slots__ = ("chunks", "size")
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def add(self, chunk: bytes) -> None:
-        if chunk:
-            self.chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
-            self.size += len(chunk)
-
-    def value(self) -> bytes:
-        if len(self.chunks) == 1:
-            return self.chunks[0]
-        if not self.chunks:
-            return b""
-        joined = b"".join(self.chunks)
-        self.chunks = [joined]
-        return joined
-
-
-_NO_BODY = _Body()
+_NO_BODY = HeldBody()
 
 
 def _read(message: Message, limit: int) -> bytes:

@@ -146,13 +146,19 @@ class Engine:
             if self._cache is not None:
                 self._cache.clear()
 
-    def scan(self, body: bytes, content_type: str | None = None) -> Verdict:
-        """The verdict for ``body``. Never raises; unexpected failures are uninspectable."""
+    def scan(
+        self, body: bytes, content_type: str | None = None, *, sha256: str | None = None
+    ) -> Verdict:
+        """The verdict for ``body``. Never raises; unexpected failures are uninspectable.
+
+        ``sha256``: the hex SHA-256 of exactly ``body`` when the caller already has it (it is
+        the cache key, so it must be that digest); otherwise it is computed here.
+        """
         started = time.perf_counter()
         sha = ""
         kind = "computed"
         try:
-            sha = hashlib.sha256(body).hexdigest()
+            sha = sha256 if sha256 is not None else hashlib.sha256(body).hexdigest()
             verdict, kind = self._scan(body, sha)
         except Exception as exc:  # the boundary: nothing may reach the host app
             logger.exception("safemedia: scan failed")

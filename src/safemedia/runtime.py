@@ -17,8 +17,10 @@ delay or break the response.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib
+import inspect
 import logging
 import os
 import threading
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOOP_DIGEST_BYTES",
+    "HeldBody",
     "Runtime",
     "Scanner",
     "load_hook",
@@ -127,17 +130,92 @@ def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Sc
 
 
 LOOP_DIGEST_BYTES = 256 * 1024
-"""Largest body :meth:`Runtime.conclude_cached` digests on the calling thread (an event loop).
+"""Largest body, or body chunk (:class:`HeldBody`), digested on the calling thread (an event loop).
 
 SHA-256 runs at about 1.8 GB/s here, so 256 KiB is at most ~140 us of event-loop time: about
 what uvicorn spends on the loop for one plain request, and less than what the alternative costs
 the request (a hop to a worker thread and back, ~35-85 us, *plus* the same digest there, which
-runs ~5-10% slower on a thread other than the one that made the body). Larger bodies are always
-digested in worker threads. Decoding and perceptual hashing never run on the loop."""
+runs ~5-10% slower on a thread other than the one that made the body). A larger chunk, and
+everything after it, is always digested in a worker thread. Decoding and perceptual hashing
+never run on the loop."""
+
+
+class HeldBody:
+    """An image body held for checking: the chunks as they arrived, and their SHA-256 so far.
+
+    :meth:`add` digests each chunk of at most :data:`LOOP_DIGEST_BYTES` as it arrives, on the
+    calling thread (an event loop: every step is bounded like the digest in
+    :meth:`Runtime.conclude_cached`, and the chunk is still in the caches of the thread that
+    made it). From the first larger chunk on, nothing more is digested there: :meth:`digest`
+    (in a worker thread) digests the rest. A content-encoded body (``rp.encodings``) is not
+    digested as it arrives: its verdict is keyed by the digest of the decoded body.
+    """
+
+    __slots__ = ("_sha", "chunks", "fed", "size")
+
+    def __init__(self, rp: ResponsePlan | None = None) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.fed = 0 if rp is None or not rp.encodings else -1  # leading bytes digested
+        self._sha = hashlib.sha256()
+
+    def add(self, chunk: bytes) -> None:
+        if chunk:
+            if type(chunk) is not bytes:
+                chunk = bytes(chunk)
+            self.chunks.append(chunk)
+            if self.fed == self.size and len(chunk) <= LOOP_DIGEST_BYTES:
+                self._sha.update(chunk)
+                self.fed += len(chunk)
+            self.size += len(chunk)
+
+    def value(self) -> bytes:
+        """The body as one bytes object (joined once, for sniffing and small bodies)."""
+        if len(self.chunks) == 1:
+            return self.chunks[0]
+        if not self.chunks:
+            return b""
+        joined = b"".join(self.chunks)
+        self.chunks = [joined]
+        return joined
+
+    def digest_so_far(self) -> str | None:
+        """The hex SHA-256 of the whole body if every chunk was digested as it arrived."""
+        return self._sha.hexdigest() if self.fed == self.size else None
+
+    def digest(self) -> str:
+        """The hex SHA-256 of the whole body, digesting what :meth:`add` left (blocking)."""
+        if self.fed < 0:
+            self.fed = 0
+        skip = self.fed
+        for chunk in self.chunks:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            self._sha.update(memoryview(chunk)[skip:] if skip else chunk)
+            skip = 0
+        self.fed = self.size
+        return self._sha.hexdigest()
 
 
 def _no_cached_verdict(sha256: str) -> Verdict | None:
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _takes_sha256(function: Callable[..., Verdict]) -> bool:
+    """Whether a scan function accepts ``sha256=`` (Engine.scan does; stand-ins may not)."""
+    try:
+        return "sha256" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _sha256_of(parts: Sequence[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def _passed(
@@ -295,9 +373,17 @@ class Runtime:
 
     # --- responses (blocking: run in a worker thread from async code) ---------------------------
 
-    def scan(self, body: bytes, content_type: str | None = None) -> Verdict:
-        """The engine's verdict, at most ``scan_concurrency`` scans at a time."""
+    def scan(
+        self, body: bytes, content_type: str | None = None, *, sha256: str | None = None
+    ) -> Verdict:
+        """The engine's verdict, at most ``scan_concurrency`` scans at a time.
+
+        ``sha256``: the hex SHA-256 of exactly ``body``, if already made (not made again)."""
+        scan: Any = self.engine.scan
         with self._scan_slots:
+            if sha256 is not None and _takes_sha256(getattr(scan, "__func__", scan)):
+                verdict: Verdict = scan(body, content_type, sha256=sha256)
+                return verdict
             return self.engine.scan(body, content_type)
 
     def conclude(
@@ -307,8 +393,13 @@ class Runtime:
         status: int,
         headers: Headers,
         body: bytes,
+        *,
+        sha256: str | None = None,
     ) -> Reply:
-        """Scan a buffered image body and return what to send. Never raises (fails closed)."""
+        """Scan a buffered image body and return what to send. Never raises (fails closed).
+
+        ``sha256``: the hex SHA-256 of exactly ``body``, if already made; used only when the body
+        is not content-encoded (an encoded body is scanned, and keyed, decoded)."""
         try:
             try:
                 scanned = http.decode_for_scan(body, rp.encodings, rp.limit)
@@ -318,7 +409,9 @@ class Runtime:
                 )
                 scanned = body
             else:
-                verdict = self.scan(scanned, rp.content_type)
+                verdict = self.scan(
+                    scanned, rp.content_type, sha256=None if rp.encodings else sha256
+                )
             judgement = http.judge(verdict, rq, self.config, body=scanned)
             if judgement.detection is not None:
                 self.commit(judgement.detection)
@@ -336,31 +429,30 @@ class Runtime:
         status: int,
         headers: Headers,
         parts: Sequence[bytes],
+        *,
+        held: HeldBody | None = None,
     ) -> Reply:
         """:meth:`conclude` for a body held in the parts the app sent (blocking, never raises).
 
-        The parts are digested in order; when the engine's verdict cache already holds that
-        digest as clean for the lists in force, the reply carries the parts as they are
-        (:attr:`Reply.parts`), never joined into one copy. Otherwise they are joined here (in
-        the worker thread, not on an event loop) and scanned by :meth:`conclude`.
+        ``held``: the :class:`HeldBody` whose ``chunks`` are ``parts``; its digest so far is
+        continued, not made again. The parts are digested in order; when the engine's verdict
+        cache already holds that digest as clean for the lists in force, the reply carries the
+        parts as they are (:attr:`Reply.parts`), never joined into one copy. Otherwise they are
+        joined here (in the worker thread, not on an event loop) and scanned by
+        :meth:`conclude`, with the digest already made.
         """
-        if len(parts) == 1:
-            return self.conclude(rq, rp, status, headers, parts[0])
+        sha256 = None
         if not rp.encodings:
             try:
-                digest = hashlib.sha256()
-                for part in parts:
-                    digest.update(part)
-                verdict = self._cached_verdict(digest.hexdigest())
-                if (
-                    verdict is not None
-                    and verdict.is_clean
-                    and verdict.lists_generation == rq.generation
-                ):
-                    return _passed(rq, status, headers, b"", verdict, tuple(parts))
+                sha256 = held.digest() if held is not None else _sha256_of(parts)
+                reply = self._cached_reply(rq, status, headers, parts, sha256)
+                if reply is not None:
+                    return reply
             except Exception:
                 logger.exception("safemedia: cached check of %s failed; scanning", rq.request.url)
-        return self.conclude(rq, rp, status, headers, b"".join(parts))
+                sha256 = None
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        return self.conclude(rq, rp, status, headers, body, sha256=sha256)
 
     def conclude_cached(
         self,
@@ -369,35 +461,46 @@ class Runtime:
         status: int,
         headers: Headers,
         parts: Sequence[bytes],
+        *,
+        held: HeldBody | None = None,
     ) -> Reply | None:
         """:meth:`conclude` without a worker thread, when that is cheaper; else None.
 
-        ``parts``: the body as held (one part when the app sent it whole). For a body of at
-        most :data:`LOOP_DIGEST_BYTES`, not content-encoded, whose SHA-256 the engine's verdict
-        cache already holds as clean for the lists in force (and for the generation the request
-        was planned against), the reply is made here: one bounded SHA-256 and a dictionary
-        look-up, no decode, no perceptual hash, nothing recorded. Every other body (larger,
-        encoded, new, listed, uninspectable) gets None and goes to :meth:`conclude_parts` in a
-        worker thread. Never raises (None on any error).
+        ``parts``: the body as held (one part when the app sent it whole); ``held``: the
+        :class:`HeldBody` whose ``chunks`` they are, if any. The body's SHA-256 is the one
+        ``held`` made as the chunks arrived when that covers the whole body (each chunk at most
+        :data:`LOOP_DIGEST_BYTES`), else one made here for a body of at most
+        :data:`LOOP_DIGEST_BYTES`. When the body is not content-encoded and the engine's verdict
+        cache already holds that digest as clean for the lists in force (and for the generation
+        the request was planned against), the reply is made here, with the parts as they are:
+        a dictionary look-up, no decode, no perceptual hash, nothing recorded. Every other body
+        (larger chunks, encoded, new, listed, uninspectable) gets None and goes to
+        :meth:`conclude_parts` in a worker thread. Never raises (None on any error).
         """
         if rp.encodings:
             return None
-        if len(parts) == 1:
-            body = parts[0]
-            if len(body) > LOOP_DIGEST_BYTES:
-                return None
-        elif sum(map(len, parts)) > LOOP_DIGEST_BYTES:
-            return None
-        else:
-            body = b"".join(parts)
         try:
-            verdict = self._cached_verdict(hashlib.sha256(body).hexdigest())
-            if verdict is None or not verdict.is_clean or verdict.lists_generation != rq.generation:
-                return None
-            return _passed(rq, status, headers, body, verdict)
+            sha256 = held.digest_so_far() if held is not None else None
+            if sha256 is None:
+                if sum(map(len, parts)) > LOOP_DIGEST_BYTES:
+                    return None
+                sha256 = _sha256_of(parts)
+            return self._cached_reply(rq, status, headers, parts, sha256)
         except Exception:
             logger.exception("safemedia: cached check of %s failed; scanning", rq.request.url)
             return None
+
+    def _cached_reply(
+        self, rq: RequestPlan, status: int, headers: Headers, parts: Sequence[bytes], sha256: str
+    ) -> Reply | None:
+        """The passed reply for a body whose digest the verdict cache holds as clean, made
+        against the lists in force and the generation ``rq`` was planned with; else None."""
+        verdict = self._cached_verdict(sha256)
+        if verdict is None or not verdict.is_clean or verdict.lists_generation != rq.generation:
+            return None
+        if len(parts) == 1:
+            return _passed(rq, status, headers, parts[0], verdict)
+        return _passed(rq, status, headers, b"", verdict, tuple(parts))
 
     def conclude_uninspectable(
         self,
