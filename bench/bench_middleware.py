@@ -8,12 +8,14 @@ Usage::
 Measures (medians of interleaved rounds; figures go to docs/performance.md):
 
 1. in-process added latency, raw ASGI calls (no TestClient): a non-image response, and cached
-   0.18 MB and 3.8 MB JPEGs (compared with the SHA-256 digest time of their bodies, on this
-   thread and in a worker thread), the worker-thread hop, the largest digest made on the loop;
+   0.18 MB and 3.8 MB JPEGs, the 3.8 MB one both whole (one body message) and in 64 KiB parts
+   (as FileResponse sends files) (compared with the SHA-256 digest time of their bodies, on
+   this thread and in a worker thread), the worker-thread hop, the largest digest on the loop;
 2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
-   large JPEGs (verdict cache off, so every fetch is decoded and hashed), and the same load on
-   the bare app as the baseline;
+   large JPEGs (verdict cache off, so every fetch is decoded and hashed; sent in 64 KiB parts,
+   so each part is digested on the event loop as it arrives; ``--large whole``: one message),
+   and the same load on the bare app as the baseline;
 4. 50 concurrent requests for one uncached image: how many scans were computed.
 """
 
@@ -59,7 +61,9 @@ App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 def _scope(path: str) -> dict[str, Any]:
     return {
         "type": "http",
-        "asgi": {"version": "3.0"},
+        # 2.4: a send after a disconnect raises OSError, so StreamingResponse does not also
+        # poll receive() for a disconnect (the bench's receive never waits: it would spin)
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
@@ -135,25 +139,53 @@ def _sha256(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
+def _holding_digest(app: App) -> App:
+    """A control: a middleware that only holds a response's body parts, digests each as it
+    arrives, and sends them on at the end (what any checking middleware must at least do)."""
+
+    async def control(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        held: list[Message] = []
+        digest = hashlib.sha256()
+
+        async def hold(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            held.append(message)
+            digest.update(message.get("body", b""))
+            if not message.get("more_body", False):
+                digest.hexdigest()
+                for m in held:
+                    await send(m)
+
+        await app(scope, receive, hold)
+
+    return control
+
+
 def in_process(assets: Path, rounds: int, quick: bool) -> dict[str, float]:
     """Median seconds per call, bare and wrapped, interleaved; digest times in the same rounds."""
     bare = bare_app(assets)
     wrapped = wrapped_app(assets, cache=True)
+    control = _holding_digest(bare_app(assets))
     bodies = {k: (assets / f"{k}.jpg").read_bytes() for k in ("photo", "small")}
+    bodies["parts"] = bodies["photo"]  # the same JPEG, sent in 64 KiB parts
     calls = {
         "text": 500 if quick else 3000,
         "small": 100 if quick else 500,
         "photo": 20 if quick else 60,
+        "parts": 20 if quick else 60,
     }
 
     async def run() -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
-        for path in ("/photo", "/small"):
+        for path in ("/photo", "/small", "/parts"):
             await _time_calls(wrapped, path, 3)  # warm the verdict cache
         for r in range(rounds):
             pairs: list[tuple[App, str]] = [(bare, "b"), (wrapped, "w")]
             for kind, n in calls.items():
-                for app, tag in pairs if r % 2 else pairs[::-1]:
+                these = [*pairs, (control, "c")] if kind == "parts" else pairs
+                for app, tag in these if r % 2 else these[::-1]:
                     out.setdefault(f"{kind}_{tag}", []).append(
                         await _time_calls(app, f"/{kind}", n)
                     )
@@ -264,7 +296,9 @@ def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
 # --- 3. latency under image load -----------------------------------------------------------------
 
 
-async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[list[float], int]:
+async def _latency_under_load(
+    port: int, seconds: float, load: bool, large: str = "/large-parts/"
+) -> tuple[list[float], int]:
     stop = time.perf_counter() + seconds
     images = 0
 
@@ -273,7 +307,7 @@ async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[li
         conn = await _Conn.open(port)
         try:
             while time.perf_counter() < stop:
-                await conn.get(f"/large/{i % LARGE_COUNT}")
+                await conn.get(f"{large}{i % LARGE_COUNT}")
                 images += 1
         finally:
             conn.close()
@@ -298,14 +332,17 @@ async def _latency_under_load(port: int, seconds: float, load: bool) -> tuple[li
     return probed.result(), images
 
 
-def latency(assets: Path, seconds: float) -> dict[str, float]:
-    """p50/p99 of small requests, idle and under the image load, bare server and wrapped."""
+def latency(assets: Path, seconds: float, large: str) -> dict[str, float]:
+    """p50/p99 of small requests, idle and under the image load, bare server and wrapped.
+    ``large``: the path prefix of the large images (``/large-parts/`` or ``/large/``)."""
     out: dict[str, float] = {}
     for tag, app in (("bare", "bare_server"), ("sm", "uncached_server")):
         with _uvicorn(f"bench.middleware_apps:{app}", assets) as server:
             asyncio.run(_latency_under_load(server.port, 1.0, load=False))  # warm-up
             idle, _ = asyncio.run(_latency_under_load(server.port, seconds / 2, load=False))
-            busy, images = asyncio.run(_latency_under_load(server.port, seconds, load=True))
+            busy, images = asyncio.run(
+                _latency_under_load(server.port, seconds, load=True, large=large)
+            )
         for phase, values in (("idle", idle), ("busy", busy)):
             values.sort()
             out[f"{tag}_{phase}_p50"] = values[len(values) // 2]
@@ -355,6 +392,12 @@ def main() -> int:
     parser.add_argument(
         "--parts", default="1234", help="which measurements to run (default 1234: all)"
     )
+    parser.add_argument(
+        "--large",
+        choices=("parts", "whole"),
+        default="parts",
+        help="part 3: large JPEGs sent in 64 KiB parts (default) or as one body message",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -392,7 +435,8 @@ def main() -> int:
             ]
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
-            rows += _latency_rows(latency(assets, 4.0 if args.quick else 12.0))
+            large = "/large-parts/" if args.large == "parts" else "/large/"
+            rows += _latency_rows(latency(assets, 4.0 if args.quick else 12.0, large), args.large)
         if "4" in args.parts:
             print("4. single flight ...", file=sys.stderr)
             sf = single_flight(assets)
@@ -419,16 +463,29 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
         ("non-image, in process: bare app (CPU)", f"{ip['text_b'] * us:.1f} us", ""),
         ("non-image, in process: added (CPU)", f"{text_added:+.1f} us", "<= 20 us"),
     ]
-    for kind in ("small", "photo"):
+    for kind in ("small", "photo", "parts"):
         added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
         digest = ip[f"{kind}_digest"] * us
         size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
+        if kind == "parts":
+            size += " in 64 KiB parts"
         rows += [
             (f"cached {size} JPEG: added (CPU)", f"{added:+.0f} us", ""),
             (f"cached {size} JPEG: SHA-256 of the body", f"{digest:.0f} us", ""),
             (f"cached {size} JPEG: added minus digest", f"{added - digest:+.0f} us", "<= 100 us"),
         ]
+    control = (ip["parts_c"] - ip["parts_b"]) * us
     rows += [
+        (
+            "3.84 MB in 64 KiB parts: control that holds and digests the parts",
+            f"{control:+.0f} us",
+            "",
+        ),
+        (
+            "3.84 MB in 64 KiB parts: safemedia minus the control",
+            f"{(ip['parts_w'] - ip['parts_c']) * us:+.0f} us",
+            "",
+        ),
         (
             f"cached {ip['small_bytes'] / 1e6:.2f} MB JPEG: Runtime.conclude, no thread hop",
             f"{ip['conclude'] * us:.0f} us",
@@ -436,10 +493,12 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
         ),
         ("one hop to the worker pool and back (CPU)", f"{ip['hop'] * us:.0f} us", ""),
     ]
-    for kind in ("small", "photo"):
-        worker = ip[f"{kind}_worker_digest"] * us
+    for kind in ("small", "photo", "parts"):
+        worker = ip[f"{'photo' if kind == 'parts' else kind}_worker_digest"] * us
         added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
         size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
+        if kind == "parts":
+            size += " in 64 KiB parts"
         rows += [
             (f"cached {size} JPEG: SHA-256 in a worker thread, round trip", f"{worker:.0f} us", ""),
             (f"cached {size} JPEG: added minus worker digest", f"{added - worker:+.0f} us", ""),
@@ -454,8 +513,9 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _latency_rows(lat: dict[str, float]) -> list[tuple[str, str, str]]:
+def _latency_rows(lat: dict[str, float], large: str) -> list[tuple[str, str, str]]:
     return [
+        ("large JPEGs sent", "in 64 KiB parts" if large == "parts" else "whole", ""),
         (
             "small requests, idle, bare: p50 / p99",
             _ms(lat["bare_idle_p50"], lat["bare_idle_p99"]),

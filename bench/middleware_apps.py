@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from safemedia import Config
@@ -23,6 +24,8 @@ from safemedia.config import ListConfig
 from safemedia.hashing import hash_image
 
 LARGE_COUNT = 16
+PART_BYTES = 64 * 1024
+"""Part size of the ``/parts`` and ``/large-parts/{i}`` responses: Starlette's FileResponse's."""
 
 
 def _photo(seed: int, width: int, height: int) -> Image.Image:
@@ -82,6 +85,22 @@ def bare_app(root: Path) -> Starlette:
     async def large_photo(request: Request) -> Response:
         return Response(large[int(request.path_params["i"])], media_type="image/jpeg")
 
+    def in_parts(body: bytes) -> Response:
+        """``body`` in 64 KiB ``more_body`` messages, as a FileResponse sends a file (from
+        memory here, so that no file reads in threads blur the figures)."""
+
+        async def parts() -> AsyncIterator[bytes]:
+            for i in range(0, len(body), PART_BYTES):
+                yield body[i : i + PART_BYTES]
+
+        return StreamingResponse(parts(), media_type="image/jpeg")
+
+    async def photo_parts(request: Request) -> Response:
+        return in_parts(photo)
+
+    async def large_parts(request: Request) -> Response:
+        return in_parts(large[int(request.path_params["i"])])
+
     return Starlette(
         routes=[
             Route("/text", text),
@@ -89,6 +108,8 @@ def bare_app(root: Path) -> Starlette:
             Route("/small", small_photo),
             Route("/fresh", fresh_photo),
             Route("/large/{i}", large_photo),
+            Route("/parts", photo_parts),
+            Route("/large-parts/{i}", large_parts),
         ]
     )
 

@@ -13,7 +13,10 @@ Without ``config`` it is :meth:`Config.load` (``$SAFEMEDIA_CONFIG`` or ``./safem
 Each request gets a responder that holds ``http.response.start`` until the policy
 (:mod:`safemedia.http`) has decided: non-image responses are passed on at once and streamed;
 images are buffered (up to ``max_body_bytes``, across ``more_body`` messages and
-``http.response.pathsend``) and checked in the runtime's worker threads, never on the event loop.
+``http.response.pathsend``) and checked in the runtime's worker threads. Only a bounded SHA-256
+runs on the event loop: each body part of at most 256 KiB is digested as it arrives
+(:class:`~safemedia.runtime.HeldBody`), and a body whose digest the verdict cache already holds
+as clean is answered there; decoding and perceptual hashing never run on the loop.
 Lifespan and websocket scopes pass through untouched.
 """
 
