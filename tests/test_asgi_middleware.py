@@ -28,6 +28,8 @@ from tests.synthetic import jpeg, png
 
 LISTED = jpeg(1)
 CLEAN = png(2)
+BIG_CLEAN = png(4) + bytes(range(256)) * (LOOP_DIGEST_BYTES // 64)  # clean, ~4x the limit
+BIG_LISTED = LISTED + b"\0" * (3 * LOOP_DIGEST_BYTES)  # trailing bytes: still that JPEG
 
 
 def runtime(config: Config | None = None, recorder: Any = None, **kwargs: Any) -> Runtime:
@@ -260,14 +262,20 @@ def test_a_small_image_already_found_clean_is_answered_without_a_worker_thread()
     assert second.headers[b"content-length"] == str(len(CLEAN)).encode()
 
 
-def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time() -> None:
+@pytest.mark.parametrize(
+    ("size", "chunks"), [("small", 1), ("large", 16)], ids=["small-whole", "large-in-parts"]
+)
+def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time(
+    size: str, chunks: int
+) -> None:
+    body = LISTED if size == "small" else BIG_LISTED
     recorder = MemoryRecorder()
-    rt = CountingRuntime(with_list(Config(), LISTED), recorder=recorder)
-    app = SafeMediaMiddleware(raw_app(LISTED, chunks=1), runtime=rt)
+    rt = CountingRuntime(with_list(Config(), body), recorder=recorder)
+    app = SafeMediaMiddleware(raw_app(body, chunks=chunks), runtime=rt)
     statuses = [call(app, f"/{i}.jpg").status for i in range(3)]
     assert statuses == [451, 451, 451]
     assert rt.hops == 3
-    assert len(recorder.detections) == 3
+    assert [d.verdict.sha256 for d in recorder.detections] == [hashlib.sha256(body).hexdigest()] * 3
 
 
 def test_an_image_larger_than_the_loop_digest_limit_is_always_digested_in_a_worker() -> None:
@@ -278,27 +286,28 @@ def test_an_image_larger_than_the_loop_digest_limit_is_always_digested_in_a_work
     assert rt.hops == 2
 
 
-def test_a_small_image_found_clean_is_checked_again_once_the_lists_change(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("size", "chunks"), [("small", 1), ("large", 16)], ids=["small-whole", "large-in-parts"]
+)
+def test_an_image_found_clean_is_checked_again_once_the_lists_change(
+    tmp_path: Path, size: str, chunks: int
 ) -> None:
+    body = CLEAN if size == "small" else BIG_CLEAN  # both answered on the loop while cached
     listed = tmp_path / "list.txt"
     listed.write_text(f"sha256 {hashlib.sha256(LISTED).hexdigest()} listed\n")
     config = Config(hash_lists=(ListConfig(path=listed, name="test"),), list_reload_interval=0.05)
-    rt = Runtime(config, recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(CLEAN, b"image/png", chunks=1), runtime=rt)
+    rt = CountingRuntime(config, recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(raw_app(body, b"image/png", chunks=chunks), runtime=rt)
     assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
+    assert rt.hops == 1
     with listed.open("a") as f:
-        f.write(f"sha256 {hashlib.sha256(CLEAN).hexdigest()} now-listed\n")
+        f.write(f"sha256 {hashlib.sha256(body).hexdigest()} now-listed\n")
     deadline = time.monotonic() + 10
     status = 200
     while status == 200 and time.monotonic() < deadline:
         time.sleep(0.02)
         status = call(app, f"/later-{time.monotonic()}.png").status
     assert status == 451
-
-
-BIG_CLEAN = png(4) + bytes(range(256)) * (LOOP_DIGEST_BYTES // 64)  # clean, ~4x the limit
-BIG_LISTED = LISTED + b"\0" * (3 * LOOP_DIGEST_BYTES)  # trailing bytes: still that JPEG
 
 
 def parts_app(parts: list[bytes], content_type: bytes = b"image/png") -> Any:
@@ -329,19 +338,6 @@ def test_a_large_image_found_clean_in_small_parts_is_answered_without_a_worker_t
     bodies = [m for m in second.messages if m["type"] == "http.response.body"]
     assert len(bodies) >= 16  # the app's parts, not one joined copy
     assert [m.get("more_body", False) for m in bodies][-1] is False
-
-
-def test_a_large_listed_image_in_small_parts_is_recorded_and_blocked_every_time() -> None:
-    recorder = MemoryRecorder()
-    rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=recorder)
-    app = SafeMediaMiddleware(raw_app(BIG_LISTED, chunks=16), runtime=rt)
-    statuses = [call(app, f"/{i}.jpg").status for i in range(3)]
-    assert statuses == [451, 451, 451]
-    assert rt.hops == 3
-    assert len(recorder.detections) == 3
-    assert {d.verdict.sha256 for d in recorder.detections} == {
-        hashlib.sha256(BIG_LISTED).hexdigest()
-    }
 
 
 def test_a_body_with_one_part_over_the_loop_digest_limit_still_goes_to_a_worker() -> None:
@@ -410,26 +406,6 @@ def test_the_digest_survives_joining_the_held_parts_for_sniffing() -> None:
     assert held.value() == b"a" * 10 + b"b" * (LOOP_DIGEST_BYTES + 5)  # joined: one part now
     held.add(b"tail")
     assert held.digest() == hashlib.sha256(held.value()).hexdigest()
-
-
-def test_a_large_image_found_clean_is_checked_again_once_the_lists_change(
-    tmp_path: Path,
-) -> None:
-    listed = tmp_path / "list.txt"
-    listed.write_text(f"sha256 {hashlib.sha256(LISTED).hexdigest()} listed\n")
-    config = Config(hash_lists=(ListConfig(path=listed, name="test"),), list_reload_interval=0.05)
-    rt = CountingRuntime(config, recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=16), runtime=rt)
-    assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
-    assert rt.hops == 1
-    with listed.open("a") as f:
-        f.write(f"sha256 {hashlib.sha256(BIG_CLEAN).hexdigest()} now-listed\n")
-    deadline = time.monotonic() + 10
-    status = 200
-    while status == 200 and time.monotonic() < deadline:
-        time.sleep(0.02)
-        status = call(app, f"/later-{time.monotonic()}.png").status
-    assert status == 451
 
 
 def test_a_listed_image_sent_in_many_parts_is_blocked() -> None:
