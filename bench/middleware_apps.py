@@ -93,7 +93,8 @@ def bare_app(root: Path) -> Starlette:
             for i in range(0, len(body), PART_BYTES):
                 yield body[i : i + PART_BYTES]
 
-        return StreamingResponse(parts(), media_type="image/jpeg")
+        length = {"content-length": str(len(body))}  # as FileResponse: no chunked encoding
+        return StreamingResponse(parts(), media_type="image/jpeg", headers=length)
 
     async def photo_parts(request: Request) -> Response:
         return in_parts(photo)
