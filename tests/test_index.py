@@ -132,15 +132,21 @@ def test_probe_radii_cover_every_hash_within_the_distance() -> None:
             assert r == sorted(r, reverse=True)
 
 
-def test_big_buckets_and_row_numbers_over_16_bits_stay_exact() -> None:
-    """100,000 rows, 70,000 of them (near-)identical: their buckets overflow the 16-bit offsets
-    and row numbers need high bits; the index still equals brute force."""
+@pytest.mark.parametrize("duplicates", [70_000, 0])
+def test_big_buckets_and_row_numbers_over_16_bits_stay_exact(duplicates: int) -> None:
+    """100,000 rows, 70,000 of them (near-)identical: their buckets overflow 16-bit offsets and
+    row numbers need high bits; or all random, with buckets too full for 8-bit offsets at 12
+    bits; the index still equals brute force."""
     rng = np.random.default_rng(3)
     centre = rng.integers(0, 256, 32, dtype=np.uint8)
     rows = np.concatenate(
-        [np.repeat(centre[None, :], 70_000, axis=0), rng.integers(0, 256, (30_000, 32), np.uint8)]
+        [
+            np.repeat(centre[None, :], duplicates, axis=0),
+            rng.integers(0, 256, (100_000 - duplicates, 32), np.uint8),
+        ]
     )
-    rows[60_000:70_000, 31] ^= rng.integers(0, 256, 10_000, dtype=np.uint8)  # near-identical
+    if duplicates:  # the last 10,000 of them near-identical
+        rows[duplicates - 10_000 : duplicates, 31] ^= rng.integers(0, 256, 10_000, np.uint8)
     queries = np.concatenate([rows[::4999], rng.integers(0, 256, (5, 32), np.uint8)])
     queries[:, 30] ^= 0x81
     words = rows.view(np.uint64)

@@ -21,6 +21,7 @@ files (stat only) at most every ``list_reload_interval`` seconds, and swaps in a
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import io
 import logging
@@ -562,6 +563,7 @@ class ListManager:
             path: _FileState(state.signature, ParsedList(path, {}, state.parsed.digest), True)
             for path, state in self._files.items()
         }
+        _release_freed_memory()
         return built
 
     def _parsed(self, path: Path) -> ParsedList:
@@ -638,6 +640,16 @@ class ListManager:
             return True
         finally:
             self._lock.release()
+
+
+def _release_freed_memory() -> None:
+    """Give the memory the parse freed back to the system where the C library keeps it (glibc
+    holds on to ~60-90 bytes per entry of a 1M-line list otherwise); a no-op elsewhere."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return
+    trim(0)
 
 
 def _load(path: Path, algorithm: str | None) -> _FileState:

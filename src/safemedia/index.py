@@ -15,12 +15,12 @@ probing table ``j`` with every key within ``r_j`` bits of the query's chunk find
 which is then verified on the whole hash (two words first). Table 0 costs nothing but its offsets
 (the rows are sorted by chunk 0); tables 1..m-1 are counting-sorted postings of row numbers: a
 ``uint16`` array plus the high bits packed in 1-8 bits (:class:`PackedInts`). Each table's
-``2**w + 1`` bucket offsets are ``uint32`` checkpoints every 64 buckets plus ``uint16`` offsets
-relative to them (``uint32`` if a block of buckets holds 65,536 rows or more: a list of
-duplicates costs memory, never correctness). :func:`layout_for` picks ``w`` and ``m`` from the
-list's size: the fastest layout (by a cost model measured per probe and per candidate) within a
-memory budget of 63 bytes per PDQ entry: 16 x 16-bit for 100k entries, 11 x 18-bit at 1M,
-10 x 20-bit at 10M. The exact path (distance 0) probes table 0 only.
+``2**w + 1`` bucket offsets are ``uint32`` checkpoints every 16 buckets plus ``uint8`` offsets
+relative to them, or every 64 buckets plus ``uint16`` (``uint32``) ones when the buckets are
+fuller (a list of near-duplicates costs memory, never correctness). :func:`layout_for` picks
+``w`` and ``m`` from the list's size: the fastest layout (by a cost model measured per probe
+and per candidate) within a memory budget of 63 bytes per PDQ entry: 16 x 16-bit for 100k
+entries, 11 x 18-bit at 1M, 10 x 21-bit at 10M. The exact path (distance 0) probes table 0 only.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import combinations
 from math import comb
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +48,12 @@ _PROBE_US, _CANDIDATE_US = 0.07, 0.025
 MULTI_INDEX_MIN_ENTRIES = 4096
 """Below this many rows a brute-force scan is as fast as probing tables, so none are built."""
 
-BLOCK_SHIFT = 6
-BLOCK = 1 << BLOCK_SHIFT
-"""Buckets per offsets checkpoint."""
+_OFFSET_LAYOUTS: tuple[tuple[int, type[np.unsignedinteger[Any]]], ...] = (
+    (4, np.uint8),
+    (6, np.uint16),
+    (6, np.uint32),
+)
+"""(log2 of buckets per checkpoint, relative offsets' type), the most compact first."""
 _BRUTE_BLOCK_ELEMENTS = 1 << 20
 _MAX_CANDIDATE_SHARE = 0.25
 """Probe tables only while they yield fewer candidates than this share of the rows per query
@@ -154,7 +158,10 @@ def memory_estimate(entries: int, hash_bits: int, bits: int, tables: int) -> int
     high = max(0, entries - 1) >> 16
     high_bits = next(w for w in (0, 1, 2, 4, 8) if high < 1 << w)
     ids = (tables - 1) * entries * (16 + high_bits) // 8
-    offsets = tables * (((1 << bits) + 1) * 2 + 4 * ((1 << bits) // BLOCK + 1))
+    per_block = 16 * entries / (1 << bits)  # uint8 offsets every 16 buckets if they fit
+    narrow = per_block + 6 * per_block**0.5 < 255
+    relative, shift = (1, 4) if narrow else (2, 6)
+    offsets = tables * (((1 << bits) + 1) * relative + 4 * (((1 << bits) >> shift) + 1))
     return rows + ids + offsets
 
 
@@ -190,16 +197,20 @@ def _offsets(keys: npt.NDArray[np.uint16 | np.uint32], bits: int) -> npt.NDArray
     return offsets
 
 
-def _compress(
-    offsets: list[npt.NDArray[np.int64]],
-) -> tuple[U32, npt.NDArray[np.uint16 | np.uint32]]:
-    """Offsets as ``uint32`` checkpoints every :data:`BLOCK` buckets plus ``uint16`` offsets
-    relative to them (``uint32`` ones if some block of some table holds 65,536 rows or more)."""
+Offsets = tuple[int, U32, npt.NDArray[np.uint8 | np.uint16 | np.uint32]]
+
+
+def _compress(offsets: list[npt.NDArray[np.int64]]) -> Offsets:
+    """Bucket offsets as ``uint32`` checkpoints every ``2**shift`` buckets plus offsets relative
+    to them: ``uint8`` ones every 16 buckets when they fit, else ``uint16`` every 64, else
+    ``uint32`` (a list of many near-duplicates costs memory, never correctness)."""
     full = np.stack(offsets)
-    checkpoints = full[:, ::BLOCK]
-    relative = full - np.repeat(checkpoints, BLOCK, axis=1)[:, : full.shape[1]]
-    narrow = int(relative.max()) < (1 << 16)
-    return checkpoints.astype(np.uint32), relative.astype(np.uint16 if narrow else np.uint32)
+    for shift, dtype in _OFFSET_LAYOUTS:
+        checkpoints = full[:, :: 1 << shift]
+        relative = full - np.repeat(checkpoints, 1 << shift, axis=1)[:, : full.shape[1]]
+        if int(relative.max()) <= np.iinfo(dtype).max:
+            break
+    return shift, checkpoints.astype(np.uint32), relative.astype(dtype)
 
 
 def radii(distance: int, tables: int) -> list[int]:
@@ -235,6 +246,7 @@ class HammingIndex:
         "_nbytes",
         "_relative",
         "_rows",
+        "_shift",
         "_tables",
         "_words",
     )
@@ -244,14 +256,14 @@ class HammingIndex:
         rows: U8,
         nbytes: int,
         bits: int,
-        offsets: tuple[U32, npt.NDArray[np.uint16 | np.uint32]],
+        offsets: Offsets,
         lo: npt.NDArray[np.uint16] | None,
         hi: PackedInts | None,
     ) -> None:
         self._rows = rows
         self._nbytes = nbytes
         self._bits = bits
-        self._checkpoints, self._relative = offsets
+        self._shift, self._checkpoints, self._relative = offsets
         self._tables = int(self._relative.shape[0])
         self._words: U64 = rows.view(np.uint64)
         self._lo = lo
@@ -406,10 +418,10 @@ class HammingIndex:
         table = np.concatenate(owners)
         buckets = (1 << bits) + 1
         flat = keys + table * buckets
-        block = (keys >> BLOCK_SHIFT) + table * self._checkpoints.shape[1]
+        block = (keys >> self._shift) + table * self._checkpoints.shape[1]
         checkpoints, relative = self._checkpoints.reshape(-1), self._relative.reshape(-1)
         starts = checkpoints[block].astype(np.int64) + relative[flat]
-        block = ((keys + 1) >> BLOCK_SHIFT) + table * self._checkpoints.shape[1]
+        block = ((keys + 1) >> self._shift) + table * self._checkpoints.shape[1]
         lengths = checkpoints[block].astype(np.int64) + relative[flat + 1] - starts
         if distance and int(lengths.sum()) > _MAX_CANDIDATE_SHARE * len(self) * nq:
             return None
