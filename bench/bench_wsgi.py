@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_wsgi.py            # ~2 minutes on 2 cores
+    python bench/bench_wsgi.py            # ~3 minutes on 2 cores
     python bench/bench_wsgi.py --quick    # fewer, shorter rounds
 
 Calls the apps the way a WSGI server does (environ, start_response, iterate, close), no HTTP.
@@ -18,8 +18,9 @@ SQLite store), so each request pays the real blocked-URL lookup.
    (target: <= digest + 100 us);
 4. requests/s of the Flask text endpoint through gunicorn, bare vs ``SafeMedia(app)``, rounds
    alternated (target: within 5%): one gthread worker (4 threads) with 4 keep-alive clients, and
-   one sync worker with 4 clients opening a connection per request. Also the worker's CPU time
-   a request (from /proc) and the median ratio of adjacent rounds.
+   one sync worker with 4 clients opening a connection per request. A second bare server is
+   measured in the same rotation as a control (identical servers differ by several percent on a
+   shared machine); also the worker's CPU time a request (from /proc).
 """
 
 from __future__ import annotations
@@ -189,17 +190,20 @@ WORKERS = {
 
 
 def throughput(worker: str, rounds: int, seconds: float) -> dict[str, float]:
-    """Requests/s through gunicorn for the bare and the wrapped Flask app, rounds alternated.
+    """Requests/s through gunicorn for the bare and the wrapped Flask app, and for a second bare
+    server (the control: what two identical servers differ by on this machine right now).
 
-    Also the worker's CPU time per request (from /proc) and the median of the ratios of
-    adjacent rounds (each pair ran within a few seconds, so a shift in the machine's load
-    between rounds counts less than in the ratio of the medians).
+    The three are loaded in turn, the order rotating every round. Also the worker's CPU time a
+    request (from /proc), and the medians of the per-round ratios to the bare server (each round
+    ran within a few seconds, so a shift in the machine's load counts less than in the ratio of
+    the medians).
     """
     options, load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
     command += [*options, "--log-level", "warning"]
-    rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
-    cpu: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    tags = ("bare", "wrapped", "control")
+    rates: dict[str, list[float]] = {tag: [] for tag in tags}
+    cpu: dict[str, list[float]] = {tag: [] for tag in tags}
     with tempfile.TemporaryDirectory() as tmp:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
@@ -208,23 +212,26 @@ def throughput(worker: str, rounds: int, seconds: float) -> dict[str, float]:
         with (
             serve([*command, "bench.wsgi_apps:bare()"], env=env, cwd=ROOT) as bare,
             serve([*command, "bench.wsgi_apps:wrapped()"], env=env, cwd=ROOT) as wrapped,
+            serve([*command, "bench.wsgi_apps:bare()"], env=env, cwd=ROOT) as control,
         ):
-            servers = [("bare", bare.port, bare.process.pid)]
-            servers.append(("wrapped", wrapped.port, wrapped.process.pid))
-            workers = {tag: _worker_pid(master) for tag, _, master in servers}
+            servers = [
+                (tags[i], s.port, _worker_pid(s.process.pid))
+                for i, s in enumerate((bare, wrapped, control))
+            ]
             for _, port, _ in servers:
                 asyncio.run(load(port, 0.5, 4))
             for r in range(rounds):
-                for tag, port, _ in servers if r % 2 == 0 else servers[::-1]:
-                    before = _cpu_seconds(workers[tag])
+                turn = r % len(servers)
+                for tag, port, pid in servers[turn:] + servers[:turn]:
+                    before = _cpu_seconds(pid)
                     rate, done = asyncio.run(load(port, seconds, 4))
                     rates[tag].append(rate)
-                    cpu[tag].append((_cpu_seconds(workers[tag]) - before) / max(done, 1))
+                    cpu[tag].append((_cpu_seconds(pid) - before) / max(done, 1))
     result = {tag: statistics.median(values) for tag, values in rates.items()}
-    for tag, values in cpu.items():
-        result[f"{tag} cpu"] = statistics.median(values)
-    pairs = [w / b for b, w in zip(rates["bare"], rates["wrapped"], strict=True)]
-    result["paired ratio"] = statistics.median(pairs)
+    for tag in tags:
+        result[f"{tag} cpu"] = statistics.median(cpu[tag])
+        ratios = [x / b for b, x in zip(rates["bare"], rates[tag], strict=True)]
+        result[f"{tag} paired"] = statistics.median(ratios)
     return result
 
 
@@ -252,17 +259,20 @@ def main(argv: list[str] | None = None) -> int:
         m["image wrapped"],
         f"<= digest {digest:.0f} + 100",
     )
-    rounds, seconds = (4, 1.0) if args.quick else (10, 2.0)
-    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients), {rounds} alternated")
-    print(f"rounds of {seconds:.0f} s; load average {os.getloadavg()[0]:.1f} at the start\n")
-    print("| worker | bare app | with SafeMedia | ratio of medians | median paired ratio |", end="")
-    print(" worker CPU a request, bare / wrapped | target |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    rounds, seconds = (6, 1.0) if args.quick else (12, 2.0)
+    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients), {rounds} rounds")
+    load = os.getloadavg()[0]
+    print(f"of {seconds:.0f} s, the order rotating; load average {load:.1f} at the start\n")
+    print("| worker | bare app | with SafeMedia | ratio | median per-round ratio |", end="")
+    print(" control: a 2nd bare server, ratio / per-round | worker CPU a request, bare /", end="")
+    print(" wrapped | target |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for worker in WORKERS:
         t = throughput(worker, rounds, seconds)
         print(
             f"| {worker} | {t['bare']:.0f} req/s | {t['wrapped']:.0f} req/s "
-            f"| {t['wrapped'] / t['bare']:.3f} | {t['paired ratio']:.3f} "
+            f"| {t['wrapped'] / t['bare']:.3f} | {t['wrapped paired']:.3f} "
+            f"| {t['control'] / t['bare']:.3f} / {t['control paired']:.3f} "
             f"| {t['bare cpu'] * us:.0f} / {t['wrapped cpu'] * us:.0f} us | >= 0.95 |"
         )
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")

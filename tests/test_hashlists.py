@@ -244,9 +244,12 @@ def test_reloading_one_list_keeps_the_others_entries_without_a_second_copy(
 
 
 def test_entry_ids_are_held_compactly_and_read_back_whole() -> None:
-    ids = ["", "case 1", "", "日本 photo", "x" * 300]
+    ids = ["", "case 1", "", "日本 photo", "x" * 300] + [f"entry-{i}" for i in range(200)]
     held = EntryIds(ids)
     assert [held[i] for i in range(len(ids))] == ids
     assert held.text_bytes == sum(map(len, ids))
+    short = EntryIds(ids[5:])
+    assert [short[i] for i in range(200)] == ids[5:]
+    assert short.nbytes <= 200 + 4 * 4  # at most a byte per length, a uint32 start per 64 ids
     assert EntryIds(["", ""]).nbytes == 0
     assert EntryIds(["", ""])[1] == ""

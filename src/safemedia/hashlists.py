@@ -44,6 +44,8 @@ logger = logging.getLogger("safemedia")
 
 ALGORITHM_HEADER = "algorithm:"
 MAX_ERRORS_SHOWN = 200
+_ID_BLOCK = 64
+"""Entry ids per stored start offset."""
 
 
 class ListError(ValueError):
@@ -282,27 +284,34 @@ class Found:
 
 
 class EntryIds:
-    """Entry ids held compactly: one string and the offset where each id ends (nothing at all
-    when every id is empty), instead of a Python string object per entry."""
+    """Entry ids held compactly: one string, each id's length (packed: one byte each when no id
+    is longer than 255) and where every 64th id starts; nothing at all when every id is empty.
+    Instead of a Python string object per entry."""
 
-    __slots__ = ("_ends", "_text")
+    __slots__ = ("_lengths", "_starts", "_text")
 
     def __init__(self, ids: Sequence[str]) -> None:
         self._text = "".join(ids)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        self._ends = PackedInts(np.cumsum(lengths)) if self._text else PackedInts(np.zeros(0))
+        if not self._text:
+            lengths = lengths[:0]
+        starts = np.concatenate([[0], np.cumsum(lengths)])[::_ID_BLOCK]
+        self._lengths = PackedInts(lengths)
+        self._starts = PackedInts(starts if len(lengths) else starts[:0])
 
     def __getitem__(self, position: int) -> str:
         if not self._text:
             return ""
-        ends = self._ends[np.array([position - 1, position]) if position else np.array([0])]
-        start = int(ends[0]) if position else 0
-        return self._text[start : int(ends[-1])]
+        block = position // _ID_BLOCK
+        before = np.arange(block * _ID_BLOCK, position + 1)
+        lengths = self._lengths[before]
+        start = int(self._starts[np.array([block])][0]) + int(lengths[:-1].sum())
+        return self._text[start : start + int(lengths[-1])]
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the offsets (the characters themselves: :attr:`text_bytes`)."""
-        return self._ends.nbytes
+        """Bytes held by lengths and starts (the characters themselves: :attr:`text_bytes`)."""
+        return self._lengths.nbytes + self._starts.nbytes
 
     @property
     def text_bytes(self) -> int:

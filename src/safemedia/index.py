@@ -58,6 +58,8 @@ _BRUTE_BLOCK_ELEMENTS = 1 << 20
 _MAX_CANDIDATE_SHARE = 0.25
 """Probe tables only while they yield fewer candidates than this share of the rows per query
 (a tightly clustered list can put most rows in a few buckets: then brute force is cheaper)."""
+_FEW_QUERIES = 64
+"""Up to this many queries, their chunk keys are computed with Python integers."""
 _MAX_PROBES = 16384
 """More probes than this per query (a large radius) and brute force is cheaper."""
 
@@ -178,6 +180,18 @@ def _keys(rows: U8, bits: int, chunk: int) -> npt.NDArray[np.uint16 | np.uint32]
     value >>= 32 - offset % 8 - bits
     value &= (1 << bits) - 1
     return value.astype(np.uint16) if bits <= 16 else value
+
+
+def _query_keys(queries: U8, bits: int, chunks: list[int]) -> npt.NDArray[np.intp]:
+    """``_keys`` of a few queries for several chunks, as an ``(n, len(chunks))`` array: with
+    Python integers, far cheaper than numpy calls on one row at a time."""
+    if len(queries) > _FEW_QUERIES:
+        return np.stack([_keys(queries, bits, j) for j in chunks], axis=1).astype(np.intp)
+    width = queries.shape[1] * 8
+    mask = (1 << bits) - 1
+    values = [int.from_bytes(row.tobytes(), "big") for row in queries]
+    shifts = [width - bits * (j + 1) for j in chunks]
+    return np.array([[(v >> s) & mask for s in shifts] for v in values], dtype=np.intp)
 
 
 def _stable_order(keys: npt.NDArray[np.uint16 | np.uint32]) -> I64:
@@ -406,7 +420,7 @@ class HammingIndex:
         used = [j for j, r in enumerate(per_table) if r >= 0]
         if sum(probe_count(per_table[j], bits) for j in used) > _MAX_PROBES:
             return None
-        qkeys = np.stack([_keys(queries, bits, j) for j in used], axis=1).astype(np.intp)
+        qkeys = _query_keys(queries, bits, used)
         # keys[q, p]: bucket of probe p for query q; table[p]: the table it probes
         parts, owners = [], []
         for radius in sorted({per_table[j] for j in used}, reverse=True):

@@ -197,22 +197,27 @@ def _werkzeug_chunks(step: object) -> list[Any] | tuple[Any, ...] | None:
     tuple, that list is the body (``str`` chunks are UTF-8 encoded). Anything else (a streamed
     response, another iterator): None, and the body is read as it comes.
     """
-    if type(step) is not functools.partial or step.func is not next or len(step.args) != 1:
+    if type(step) is not functools.partial or step.func is not next:
         return None
-    generator = step.args[0]
-    if type(generator) is not types.GeneratorType or generator.gi_frame is None:
+    args = step.args
+    generator = args[0] if len(args) == 1 else None
+    if type(generator) is not types.GeneratorType:
         return None
-    if generator.gi_running or generator.gi_suspended:  # already started
-        return None
-    if not _werkzeug_encoder:
-        encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
-        if not isinstance(encoder, types.FunctionType):
-            return None
-        _werkzeug_encoder.append(encoder.__code__)
-    if generator.gi_code is not _werkzeug_encoder[0]:
-        return None
-    chunks = generator.gi_frame.f_locals.get("iterable")
+    code = _werkzeug_encoder[0] if _werkzeug_encoder else _find_werkzeug_encoder()
+    if generator.gi_code is not code or generator.gi_suspended or generator.gi_running:
+        return None  # not werkzeug's, or already started
+    frame = generator.gi_frame  # None once finished
+    chunks = None if frame is None else frame.f_locals.get("iterable")
     return chunks if type(chunks) is list or type(chunks) is tuple else None
+
+
+def _find_werkzeug_encoder() -> CodeType | None:
+    """The code of werkzeug's ``_iter_encoded`` (kept once found), or None."""
+    encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
+    if not isinstance(encoder, types.FunctionType):
+        return None
+    _werkzeug_encoder.append(encoder.__code__)
+    return encoder.__code__
 
 
 def _close(result: Iterable[bytes]) -> None:
@@ -318,6 +323,9 @@ class _Exchange:
                 reason=Reason.UNDECODABLE,
                 detail="unreadable response headers",
             )
+        if plan.action is _ACT_SNIFF:  # the common case (every labelled body), entered inline
+            self.plan, self.mode = plan, _SNIFF
+            return self._write
         return self._enter(plan)
 
     def _write(self, data: bytes) -> None:
