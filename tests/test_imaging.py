@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageFile
 
-from safemedia.imaging import DecodedImage, DecodeError, decode, gif_frames, to_rgb
+from safemedia.imaging import ADAM7_PASSES, DecodedImage, DecodeError, decode, gif_frames, to_rgb
 from safemedia.verdict import Reason
 from tests.synthetic import gif_sequence, picture
 
@@ -377,7 +377,7 @@ PNG_SHAPES = [
 def random_rows(width: int, height: int, bits: int, interlaced: bool, seed: int) -> bytes:
     """Image data for a PNG: random pixels, filter type 0 on every row of every Adam7 pass."""
     rng = np.random.default_rng(seed)
-    passes = ADAM7 if interlaced else ((0, 0, 1, 1),)
+    passes = ADAM7_PASSES if interlaced else ((0, 0, 1, 1),)
     out = bytearray()
     for x0, y0, dx, dy in passes:
         columns, rows = max(0, -(-(width - x0) // dx)), max(0, -(-(height - y0) // dy))
@@ -385,17 +385,6 @@ def random_rows(width: int, height: int, bits: int, interlaced: bool, seed: int)
             for _ in range(rows):
                 out += b"\x00" + rng.integers(0, 256, (columns * bits + 7) // 8, np.uint8).tobytes()
     return bytes(out)
-
-
-ADAM7 = (
-    (0, 0, 8, 8),
-    (4, 0, 8, 8),
-    (0, 4, 4, 8),
-    (2, 0, 4, 4),
-    (0, 2, 2, 4),
-    (1, 0, 2, 2),
-    (0, 1, 1, 2),
-)
 
 
 @pytest.mark.parametrize("shape", PNG_SHAPES, ids=str)

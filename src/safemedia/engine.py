@@ -171,19 +171,23 @@ class Engine:
             )
         elapsed = time.perf_counter() - started
         with self._lock:
-            c = self._counters
-            c.scans += 1
-            c.seconds += elapsed
-            c.cache_hits += kind == "hit"
-            c.coalesced += kind == "coalesced"
-            c.errors += kind == "error"
-            if verdict.kind is VerdictKind.MATCH:
-                c.matches += 1
-            elif verdict.kind is VerdictKind.CLEAN:
-                c.clean += 1
-            else:
-                c.uninspectable += 1
+            self._count(verdict, kind, elapsed)
         return verdict
+
+    def _count(self, verdict: Verdict, kind: str, elapsed: float = 0.0) -> None:
+        """Add one scan to the counters (hold ``self._lock``)."""
+        c = self._counters
+        c.scans += 1
+        c.seconds += elapsed
+        c.cache_hits += kind == "hit"
+        c.coalesced += kind == "coalesced"
+        c.errors += kind == "error"
+        if verdict.kind is VerdictKind.MATCH:
+            c.matches += 1
+        elif verdict.kind is VerdictKind.CLEAN:
+            c.clean += 1
+        else:
+            c.uninspectable += 1
 
     def cached_verdict(self, sha256: str) -> Verdict | None:
         """The cached verdict for a body with this SHA-256 (hex), if it was made against the
@@ -199,15 +203,7 @@ class Engine:
             cached = self._cache.get(sha256)
             if cached is None or cached.lists_generation != generation:
                 return None
-            c = self._counters
-            c.scans += 1
-            c.cache_hits += 1
-            if cached.kind is VerdictKind.MATCH:
-                c.matches += 1
-            elif cached.kind is VerdictKind.CLEAN:
-                c.clean += 1
-            else:
-                c.uninspectable += 1
+            self._count(cached, "hit")
         return cached
 
     def _scan(self, body: bytes, sha: str) -> tuple[Verdict, str]:

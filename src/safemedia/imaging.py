@@ -440,7 +440,7 @@ def _gif_without(body: bytes, images: list[_GifImage], drop: list[bool]) -> byte
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 # Adam7 passes: first column, first row, column step, row step.
-_ADAM7: tuple[tuple[int, int, int, int], ...] = (
+ADAM7_PASSES: tuple[tuple[int, int, int, int], ...] = (
     (0, 0, 8, 8),
     (4, 0, 8, 8),
     (0, 4, 4, 8),
@@ -454,7 +454,7 @@ _ADAM7: tuple[tuple[int, int, int, int], ...] = (
 def png_data_size(width: int, height: int, bits_per_pixel: int, interlaced: bool) -> int:
     """Bytes of filtered rows (a filter byte each) that a PNG image of this size inflates to."""
     total = 0
-    for x0, y0, dx, dy in _ADAM7 if interlaced else ((0, 0, 1, 1),):
+    for x0, y0, dx, dy in ADAM7_PASSES if interlaced else ((0, 0, 1, 1),):
         columns = max(0, -(-(width - x0) // dx))
         rows = max(0, -(-(height - y0) // dy))
         if columns and rows:
