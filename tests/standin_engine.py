@@ -19,7 +19,8 @@ from safemedia.verdict import Match, Reason, Verdict, VerdictKind
 
 
 class StandInEngine:
-    """Exact-digest matching with the Engine's interface (scan, lists_generation, close)."""
+    """Exact-digest matching with the Engine's interface (scan, cached_verdict, lists_generation,
+    close)."""
 
     def __init__(
         self, config: Config, *, listed: set[str] | None = None, watch: Path | None = None
@@ -67,8 +68,14 @@ class StandInEngine:
             self._listed = set(digests)
             self._generation += 1
 
-    def scan(self, body: bytes, content_type: str | None = None) -> Verdict:
-        digest = hashlib.sha256(body).hexdigest()
+    def cached_verdict(self, sha256: str) -> Verdict | None:
+        with self._lock:
+            return self._cache.get((sha256, self._generation))
+
+    def scan(
+        self, body: bytes, content_type: str | None = None, *, sha256: str | None = None
+    ) -> Verdict:
+        digest = sha256 if sha256 is not None else hashlib.sha256(body).hexdigest()
         self._reload()
         while True:
             with self._lock:

@@ -150,7 +150,9 @@ def test_a_failing_recorder_still_blocks_and_does_not_crash_the_app(
 def test_an_engine_failure_fails_closed_for_images(caplog: pytest.LogCaptureFixture) -> None:
     rt = runtime()
 
-    def explode(body: bytes, content_type: str | None = None) -> Verdict:
+    def explode(
+        body: bytes, content_type: str | None = None, *, sha256: str | None = None
+    ) -> Verdict:
         raise RuntimeError("engine bug")
 
     rt.engine.scan = explode  # type: ignore[method-assign]

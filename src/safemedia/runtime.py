@@ -17,10 +17,8 @@ delay or break the response.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import importlib
-import inspect
 import logging
 import os
 import threading
@@ -61,7 +59,11 @@ class Scanner(Protocol):
     @property
     def lists_generation_in_force(self) -> int: ...
 
-    def scan(self, body: bytes, content_type: str | None = None) -> Verdict: ...
+    def scan(
+        self, body: bytes, content_type: str | None = None, *, sha256: str | None = None
+    ) -> Verdict: ...
+
+    def cached_verdict(self, sha256: str) -> Verdict | None: ...
 
     def close(self) -> None: ...
 
@@ -198,19 +200,6 @@ class HeldBody:
         return self._sha.hexdigest()
 
 
-def _no_cached_verdict(sha256: str) -> Verdict | None:
-    return None
-
-
-@functools.lru_cache(maxsize=64)
-def _takes_sha256(function: Callable[..., Verdict]) -> bool:
-    """Whether a scan function accepts ``sha256=`` (Engine.scan does; stand-ins may not)."""
-    try:
-        return "sha256" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _sha256_of(parts: Sequence[bytes]) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -271,10 +260,6 @@ class Runtime:
         )
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else _open_engine(self.config, allowed)
-        # Optional (Engine has it; stand-ins may not): a cached verdict by digest, no scan.
-        self._cached_verdict: Callable[[str], Verdict | None] = getattr(
-            self.engine, "cached_verdict", _no_cached_verdict
-        )
         hooks: list[Callable[[Detection], object]] = []
         if self.config.on_detection:
             hooks.append(load_hook(self.config.on_detection))
@@ -347,18 +332,13 @@ class Runtime:
             blocked = self._blocked(
                 f"{host.lower()}{path}?{query}" if query else host.lower() + path
             )
-        if blocking:  # current_generation(blocking=True), one call less per request
-            generation = self.engine.lists_generation
-            self._checked = time.monotonic()
-        else:
-            generation = self.current_generation(blocking=False)
         return http.plan_request(
             method,
             host,
             path,
             query,
             headers,
-            generation=generation,
+            generation=self.current_generation(blocking=blocking),
             blocked=blocked,
             client=client,
         )
@@ -379,12 +359,8 @@ class Runtime:
         """The engine's verdict, at most ``scan_concurrency`` scans at a time.
 
         ``sha256``: the hex SHA-256 of exactly ``body``, if already made (not made again)."""
-        scan: Any = self.engine.scan
         with self._scan_slots:
-            if sha256 is not None and _takes_sha256(getattr(scan, "__func__", scan)):
-                verdict: Verdict = scan(body, content_type, sha256=sha256)
-                return verdict
-            return self.engine.scan(body, content_type)
+            return self.engine.scan(body, content_type, sha256=sha256)
 
     def conclude(
         self,
@@ -495,7 +471,7 @@ class Runtime:
     ) -> Reply | None:
         """The passed reply for a body whose digest the verdict cache holds as clean, made
         against the lists in force and the generation ``rq`` was planned with; else None."""
-        verdict = self._cached_verdict(sha256)
+        verdict = self.engine.cached_verdict(sha256)
         if verdict is None or not verdict.is_clean or verdict.lists_generation != rq.generation:
             return None
         if len(parts) == 1:
