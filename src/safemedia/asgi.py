@@ -79,6 +79,7 @@ class SafeMediaMiddleware:
         self.app = app
         self.runtime = runtime if runtime is not None else Runtime(config)
         self.config = self.runtime.config
+        self._needs_plan = self.runtime.needs_plan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +87,7 @@ class SafeMediaMiddleware:
             return
         rq: RequestPlan | None = None  # most requests: planned only if the response is held
         try:
-            if self.runtime.needs_plan(scope["method"], scope["path"], scope["headers"]):
+            if self._needs_plan(scope["method"], scope["path"], scope["headers"]):
                 rq = self.plan(scope)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")

@@ -504,7 +504,7 @@ def plan_response(
         ):
             continue  # most headers: one dict look-up
         if header == 0:
-            found = _media_kind(value)
+            found = _MEDIA_KINDS.get(value) or _media_kind(value)
             if media_type is None or found[1] is _IMAGE:  # the first type, unless one is image/*
                 media_type, kind = found
         elif header == 1:

@@ -48,6 +48,7 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
+_has_request_validators = http.has_request_validators
 
 
 class Scanner(Protocol):
@@ -256,6 +257,7 @@ class Runtime:
             blocked_cache_seconds,
             index=url_paths,
         )
+        self._might_block = self._blocked.might_contain
         store_allows = getattr(self.recorder, "is_allowed", None)
         allowed = (
             store_set(self.recorder, "allowed_sha256", store_allows, blocked_cache_seconds)
@@ -327,9 +329,9 @@ class Runtime:
         """
         if method != "GET" and method != "HEAD" and method.upper() not in ("GET", "HEAD"):
             return False  # never blocked, nothing stripped
-        if path[:1] != "/" or self._blocked.might_contain(path):
+        if path[:1] != "/" or self._might_block(path):
             return True
-        return http.has_request_validators(headers)
+        return _has_request_validators(headers)
 
     def plan_request(
         self,
