@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import statistics
@@ -271,26 +272,68 @@ def _uvicorn(app: str, assets: Path) -> Any:
     return serve(command, env={"SMBENCH_ASSETS": str(assets)}, cwd=ROOT)
 
 
+THROUGHPUT_SERVERS = {
+    "bare": "bare_server",
+    "wrapped": "wrapped_server",
+    "control": "bare_server",  # a second, identical bare server: how far apart two equals land
+    "null": "null_server",  # an ASGI middleware that only passes send through: any wrapper's cost
+}
+
+
 def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
-    """Requests/s (wall clock) and server CPU per request, bare and wrapped, alternating."""
-    rates: dict[str, list[float]] = {"bare": [], "wrapped": []}
-    cpu: dict[str, list[float]] = {"bare": [], "wrapped": []}
-    with (
-        _uvicorn("bench.middleware_apps:bare_server", assets) as bare,
-        _uvicorn("bench.middleware_apps:wrapped_server", assets) as wrapped,
-    ):
-        servers = [("bare", bare), ("wrapped", wrapped)]
+    """Requests/s (wall clock) and server CPU per request for each of THROUGHPUT_SERVERS, the
+    order rotating every round; also the median of each round's ratio to the bare server."""
+    rates: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
+    cpu: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
+    with contextlib.ExitStack() as stack:
+        servers = [
+            (tag, stack.enter_context(_uvicorn(f"bench.middleware_apps:{app}", assets)))
+            for tag, app in THROUGHPUT_SERVERS.items()
+        ]
         for _tag, server in servers:  # warm-up
             asyncio.run(_throughput(server.port, 0.5, 4))
         for r in range(rounds):
-            for tag, server in servers if r % 2 == 0 else servers[::-1]:
+            turn = r % len(servers)
+            for tag, server in servers[turn:] + servers[:turn]:
                 before = _cpu_seconds(server.process.pid)
                 rate, done = asyncio.run(_throughput_count(server.port, seconds, 4))
                 rates[tag].append(rate)
                 cpu[tag].append((_cpu_seconds(server.process.pid) - before) / max(done, 1))
     out = {k: statistics.median(v) for k, v in rates.items()}
     out.update({f"{k}_cpu": statistics.median(v) for k, v in cpu.items()})
+    for tag in THROUGHPUT_SERVERS:
+        per_round = [t / b for t, b in zip(rates[tag], rates["bare"], strict=True)]
+        out[f"{tag}_round_ratio"] = statistics.median(per_round)
+        cpu_round = [b / t for t, b in zip(cpu[tag], cpu["bare"], strict=True)]
+        out[f"{tag}_cpu_round_ratio"] = statistics.median(cpu_round)
     return out
+
+
+def _throughput_rows(tp: dict[str, float]) -> list[tuple[str, str, str]]:
+    rows = []
+    for tag, what in (
+        ("bare", "bare app"),
+        ("wrapped", "with SafeMediaMiddleware"),
+        ("control", "control: a 2nd bare server"),
+        ("null", "a pass-through ASGI middleware"),
+    ):
+        target = ">= 0.95" if tag == "wrapped" else ""
+        rows.append(
+            (
+                f"uvicorn non-image, {what}: req/s; ratio; per-round ratio",
+                f"{tp[tag]:.0f}; {tp[tag] / tp['bare']:.3f}; {tp[f'{tag}_round_ratio']:.3f}",
+                target,
+            )
+        )
+        rows.append(
+            (
+                f"uvicorn non-image, {what}: server CPU a request; bare/this; per-round",
+                f"{tp[f'{tag}_cpu'] * 1e6:.0f} us; {tp['bare_cpu'] / tp[f'{tag}_cpu']:.3f}; "
+                f"{tp[f'{tag}_cpu_round_ratio']:.3f}",
+                target,
+            )
+        )
+    return rows
 
 
 # --- 3. latency under image load -----------------------------------------------------------------
@@ -412,27 +455,8 @@ def main() -> int:
             rows += _in_process_rows(in_process(assets, rounds, args.quick))
         if "2" in args.parts:
             print("2. throughput through uvicorn ...", file=sys.stderr)
-            tp = throughput(assets, rounds, 1.0 if args.quick else 3.0)
-            rows += [
-                ("uvicorn non-image: bare req/s", f"{tp['bare']:.0f}", ""),
-                ("uvicorn non-image: wrapped req/s", f"{tp['wrapped']:.0f}", ""),
-                ("uvicorn non-image: ratio", f"{tp['wrapped'] / tp['bare']:.3f}", ">= 0.95"),
-                (
-                    "uvicorn non-image: server CPU a request, bare",
-                    f"{tp['bare_cpu'] * 1e6:.0f} us",
-                    "",
-                ),
-                (
-                    "uvicorn non-image: server CPU a request, wrapped",
-                    f"{tp['wrapped_cpu'] * 1e6:.0f} us",
-                    "",
-                ),
-                (
-                    "uvicorn non-image: CPU ratio (bare / wrapped)",
-                    f"{tp['bare_cpu'] / tp['wrapped_cpu']:.3f}",
-                    ">= 0.95",
-                ),
-            ]
+            tp = throughput(assets, rounds + 2, 1.0 if args.quick else 3.0)
+            rows += _throughput_rows(tp)
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
             large = "/large-parts/" if args.large == "parts" else "/large/"

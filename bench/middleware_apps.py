@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from safemedia import Config
 from safemedia.asgi import SafeMediaMiddleware
@@ -138,6 +139,28 @@ def bare_server() -> Starlette:
 
 def wrapped_server() -> SafeMediaMiddleware:
     return wrapped_app(_assets(), cache=True)
+
+
+class PassThrough:
+    """An ASGI middleware that does nothing but pass each message on through its own ``send``:
+    the least any response-inspecting middleware costs (the bench's reference)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def forward(message: Message) -> None:
+            await send(message)
+
+        await self.app(scope, receive, forward)
+
+
+def null_server() -> PassThrough:
+    return PassThrough(bare_app(_assets()))
 
 
 def uncached_server() -> SafeMediaMiddleware:

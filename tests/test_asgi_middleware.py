@@ -21,10 +21,12 @@ from safemedia.asgi import SafeMediaMiddleware
 from safemedia.config import ListConfig
 from safemedia.events import Action, Detection
 from safemedia.runtime import LOOP_DIGEST_BYTES, HeldBody, Runtime
+from safemedia.store import open_store
 from safemedia.verdict import Reason, Verdict
 from tests.asgi_driver import Message, acall, call, http_scope
 from tests.listed import with_list
 from tests.recording import MemoryRecorder
+from tests.store_support import match_detection, store_config
 from tests.synthetic import jpeg, png
 
 LISTED = jpeg(1)
@@ -541,3 +543,39 @@ def test_a_listed_image_sent_in_many_parts_is_blocked() -> None:
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
     app = SafeMediaMiddleware(raw_app(big, b"image/jpeg", chunks=7), runtime=rt)
     assert [call(app, f"/{i}.jpg").status for i in range(2)] == [451, 451]
+
+
+def test_urls_blocked_in_the_store_are_refused_and_other_paths_are_served(
+    tmp_path: Path,
+) -> None:
+    config = with_list(store_config(tmp_path, max_body_bytes=50_000), LISTED)
+    elsewhere = open_store(config, quiet=True)  # another worker's block, in the shared store
+    elsewhere.record(match_detection("/q/a?b", host="testserver", query="size=2"))
+    calls: list[str] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope["path"])
+        body = LISTED if scope["path"].startswith("/u/") else CLEAN
+        await raw_app(body, b"image/png")(scope, receive, send)
+
+    rt = Runtime(config)
+    try:
+        middleware = SafeMediaMiddleware(app, runtime=rt)
+        blocked = http_scope("/q/a?size=2")
+        blocked["path"] = "/q/a?b"  # a path holding a percent-encoded "?", decoded
+        for method in ("GET", "HEAD"):
+            blocked["method"] = method
+            assert asyncio.run(acall(middleware, blocked)).status == 451
+        assert calls == []
+        other = call(middleware, "/q/a?size=2")  # another URL: served, checked
+        assert (other.status, other.body) == (200, CLEAN)
+        assert call(middleware, "/u/new.jpg?v=1").status == 451  # planned once it was an image
+        assert call(middleware, "/u/new.jpg?v=1").status == 451
+        assert calls == ["/q/a", "/u/new.jpg"]
+        recorded = rt.recorder.detections()  # type: ignore[attr-defined]
+        assert [(d.host, d.path, d.query) for d in recorded] == [
+            ("testserver", "/q/a?b", "size=2"),  # the other worker's
+            ("testserver", "/u/new.jpg", "v=1"),
+        ]
+    finally:
+        rt.close()

@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from safemedia import lookups
+from safemedia.events import url_key, url_paths
 from safemedia.lookups import CachedAnswers, StoreSet, store_set
 from safemedia.store import Store, open_store
 from safemedia.store.store import SetTable
@@ -131,3 +134,59 @@ def test_an_allow_listing_by_another_process_is_seen_from_memory(tmp_path: Path)
     operator.unblock("example.org/u/1.jpg", reason="reviewed: harmless", actor="test")
     assert allowed("ab" * 32)
     assert not allowed("cd" * 32)
+
+
+def test_a_path_no_blocked_url_has_is_ruled_out_from_memory(tmp_path: Path) -> None:
+    store = open_store(store_config(tmp_path), quiet=True)
+    store.record(match_detection("/u/listed.jpg"))
+    store.record(match_detection("/q/a?b", query="size=2"))  # a decoded path holding a "?"
+    counting = CountingStore(store)
+    blocked = StoreSet(counting, "blocked_urls", counting.is_blocked, 60.0, index=url_paths)
+    assert not blocked.might_contain("/u/other.jpg")
+    assert not blocked.might_contain("/q/a?c")
+    assert blocked.might_contain("/u/listed.jpg")
+    assert blocked.might_contain("/q/a?b")
+    assert blocked.might_contain("/q/a")  # the same key, were "?b" the start of the query
+    assert counting.per_url == 0
+    assert counting.set_reads == 1
+
+
+def test_a_block_made_elsewhere_lets_its_path_through_the_filter_after_the_cache_time(
+    tmp_path: Path,
+) -> None:
+    config = store_config(tmp_path)
+    here = open_store(config, quiet=True)
+    elsewhere = open_store(config, quiet=True)
+    blocked = StoreSet(here, "blocked_urls", here.is_blocked, 0.2, index=url_paths)
+    assert not blocked.might_contain("/u/late.jpg")
+    elsewhere.record(match_detection("/u/late.jpg"))
+    deadline = time.monotonic() + 5
+    while not blocked.might_contain("/u/late.jpg"):
+        assert time.monotonic() < deadline, "the other process's block was never seen"
+        time.sleep(0.05)
+    assert blocked("example.org/u/late.jpg")
+
+
+def test_without_a_whole_table_in_memory_no_path_is_ruled_out(tmp_path: Path) -> None:
+    assert CachedAnswers(lambda key: False, 1.0, "asking", default=False).might_contain("/x")
+    store = open_store(store_config(tmp_path), quiet=True)
+    unindexed = StoreSet(store, "blocked_urls", store.is_blocked, 60.0)
+    assert unindexed.might_contain("/anything")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=st.text(max_size=12),
+    path=st.text(max_size=20).map(lambda p: "/" + p),
+    query=st.text(max_size=12),
+)
+def test_every_request_path_is_among_the_paths_of_its_own_url_key(
+    host: str, path: str, query: str
+) -> None:
+    assert path in url_paths(url_key(host, path, query))
+
+
+def test_a_slash_in_a_bogus_host_cannot_move_where_the_path_starts() -> None:
+    key = url_key("Evil/x", "/img.jpg")
+    assert key == "evil%2Fx/img.jpg"
+    assert url_paths(key) == ("/img.jpg",)

@@ -44,6 +44,7 @@ from safemedia.http import (
     plan_response,
     sniff_image,
     sniff_needs_more,
+    unplanned,
 )
 from safemedia.runtime import HeldBody, Runtime
 from safemedia.verdict import Reason
@@ -82,28 +83,33 @@ class SafeMediaMiddleware:
         self.app = app
         self.runtime = runtime if runtime is not None else Runtime(config)
         self.config = self.runtime.config
+        self._needs_plan = self.runtime.needs_plan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rq: RequestPlan | None = None  # most requests: planned only if the response is held
         try:
-            rq = self._plan(scope)
+            if self._needs_plan(scope["method"], scope["path"], scope["headers"]):
+                rq = self.plan(scope)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
             rq = conservative_plan(scope["method"], scope["path"])
-        if rq.blocked:
-            await _send_reply(send, self.runtime.block_reply(rq))
-            return
-        if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
-            scope = dict(scope)
-            scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
-        responder = _Responder(self.runtime, rq, send)
+        if rq is not None:
+            if rq.blocked:
+                await _send_reply(send, self.runtime.block_reply(rq))
+                return
+            if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
+                scope = dict(scope)
+                scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
+        responder = _Responder(self, scope, rq, send)
         await self.app(scope, receive, responder.send)
         if responder.state > _DONE:  # holding: the app ended without finishing its body
             await responder.app_ended_early()
 
-    def _plan(self, scope: Scope) -> RequestPlan:
+    def plan(self, scope: Scope) -> RequestPlan:
+        """The request's plan (:meth:`Runtime.plan_request`), from its scope."""
         headers = scope.get("headers") or []
         host = ""
         for name, value in headers:
@@ -145,11 +151,25 @@ async def _send_reply(send: Send, reply: Reply) -> None:
 class _Responder:
     """One response: passes non-images on, holds and buffers images until checked."""
 
-    __slots__ = ("buffer", "plan", "rq", "runtime", "send_next", "start", "state")
+    __slots__ = (
+        "buffer",
+        "middleware",
+        "plan",
+        "rq",
+        "runtime",
+        "scope",
+        "send_next",
+        "start",
+        "state",
+    )
 
-    def __init__(self, runtime: Runtime, rq: RequestPlan, send: Send) -> None:
-        self.runtime = runtime
-        self.rq = rq
+    def __init__(
+        self, middleware: SafeMediaMiddleware, scope: Scope, rq: RequestPlan | None, send: Send
+    ) -> None:
+        self.middleware = middleware
+        self.runtime = middleware.runtime
+        self.scope = scope
+        self.rq = rq  # None until the response is held (or the request needed a plan)
         self.send_next = send
         self.state = _WAITING
         self.start: Message | None = None
@@ -172,8 +192,7 @@ class _Responder:
                         await self.send_next(message)
                         return
             except Exception:
-                logger.exception("safemedia: error handling %s", self.rq.request.url)
-                await self._finish(self.runtime.block_reply(self.rq))
+                await self._failed("handling")
                 return
             self.state = _HOLDING
             await self.send(message)
@@ -196,24 +215,23 @@ class _Responder:
             except OSError:
                 raise
             except Exception:
-                logger.exception("safemedia: error handling %s", self.rq.request.url)
-                await self._finish(self.runtime.block_reply(self.rq))
+                await self._failed("handling")
         elif state == _WAITING:
             if message["type"] != "http.response.start":
                 await self.send_next(message)
                 return
             self.start = message
+            rq = self.rq
             try:
                 plan = plan_response(
-                    self.rq,
+                    unplanned(self.scope["method"]) if rq is None else rq,
                     message["status"],
                     message.get("headers") or [],
                     self.runtime.config,
                     sniff_labelled=True,
                 )
             except Exception:
-                logger.exception("safemedia: error planning %s", self.rq.request.url)
-                await self._finish(self.runtime.block_reply(self.rq))
+                await self._failed("planning")
                 return
             action = plan.action
             if action is _PASS:
@@ -228,6 +246,24 @@ class _Responder:
             if action is _UNINSPECTABLE:
                 await self._uninspectable(plan.reason, plan.detail, more=True)
         # _DONE: a reply was sent instead; the app's further messages are dropped
+
+    def request(self) -> RequestPlan:
+        """The request's plan, made now if it was not needed before the app was called."""
+        rq = self.rq
+        if rq is None:
+            try:
+                rq = self.middleware.plan(self.scope)
+            except Exception:
+                logger.exception("safemedia: error planning a request; stripping all validators")
+                rq = conservative_plan(self.scope["method"], self.scope["path"])
+            self.rq = rq
+        return rq
+
+    async def _failed(self, doing: str) -> None:
+        """An error in safemedia while ``doing`` something: logged, the block reply sent."""
+        rq = self.request()
+        logger.exception("safemedia: error %s %s", doing, rq.request.url)
+        await self._finish(self.runtime.block_reply(rq))
 
     def _held(self) -> HeldBody:
         buffer = self.buffer
@@ -271,10 +307,11 @@ class _Responder:
         assert start is not None
         status, headers, parts = start["status"], start.get("headers") or [], held.chunks
         runtime = self.runtime
-        reply = runtime.conclude_cached(self.rq, plan, status, headers, parts, held=held)
+        rq = self.request()
+        reply = runtime.conclude_cached(rq, plan, status, headers, parts, held=held)
         if reply is None:  # not known yet (or not digested here): a worker thread
             reply = await runtime.run_blocking(
-                lambda: runtime.conclude_parts(self.rq, plan, status, headers, parts, held=held)
+                lambda: runtime.conclude_parts(rq, plan, status, headers, parts, held=held)
             )
         await self._finish(reply)
 
@@ -297,7 +334,7 @@ class _Responder:
         plan = self.plan
         assert plan is not None
         reply = await self.runtime.run_blocking(
-            self.runtime.conclude_uninspectable, self.rq, plan, reason, detail
+            self.runtime.conclude_uninspectable, self.request(), plan, reason, detail
         )
         if reply is not None:
             await self._finish(reply)

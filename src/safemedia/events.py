@@ -51,8 +51,35 @@ class Detection:
 
     @property
     def url(self) -> str:
-        """The request target as the blocked-URL key: ``host + path [+ ?query]``."""
-        return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
+        """The request target as the blocked-URL key (:func:`url_key`)."""
+        return url_key(self.host, self.path, self.query)
+
+
+def url_key(host: str, path: str, query: str = "") -> str:
+    """The blocked-URL key of a request: ``host + path [+ ?query]``, host lowercased.
+
+    A ``/`` in the host (only a bogus ``Host`` header has one) is written ``%2F``, so the key's
+    first ``/`` always starts the path (:func:`url_paths`).
+    """
+    host = host.lower()
+    if "/" in host:
+        host = host.replace("/", "%2F")
+    return f"{host}{path}?{query}" if query else host + path
+
+
+def url_paths(url: str) -> tuple[str, ...]:
+    """Every request path starting with ``/`` whose :func:`url_key` (with some host and query)
+    can be ``url``: what follows the host, up to any ``?`` (a decoded path may hold one too).
+    """
+    start = url.find("/")
+    if start < 0:
+        return ()
+    paths = [url[start:]]
+    end = url.find("?", start)
+    while end >= 0:
+        paths.append(url[start:end])
+        end = url.find("?", end + 1)
+    return tuple(paths)
 
 
 class DetectionRecorder(Protocol):

@@ -46,7 +46,7 @@ from operator import itemgetter
 from typing import Any
 
 from safemedia.config import Config
-from safemedia.events import Action, Detection
+from safemedia.events import Action, Detection, url_key
 from safemedia.verdict import Reason, Verdict, VerdictKind
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "decode_for_scan",
     "detection_for",
     "finalise_passed",
+    "has_request_validators",
     "headers_from_environ",
     "headers_from_wsgi",
     "headers_to_wsgi",
@@ -82,6 +83,7 @@ __all__ = [
     "sniff_needs_more",
     "tag_etag",
     "uninspectable_verdict",
+    "unplanned",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -177,7 +179,7 @@ class Request:
     @property
     def url(self) -> str:
         """The blocked-URL key, the same as :attr:`safemedia.events.Detection.url`."""
-        return f"{self.host}{self.path}" + (f"?{self.query}" if self.query else "")
+        return url_key(self.host, self.path, self.query)
 
 
 @dataclass(slots=True)
@@ -229,7 +231,7 @@ def plan_request(
         return RequestPlan(request, generation=generation)
     if blocked:
         return RequestPlan(request, blocked=True, generation=generation)
-    if _REQUEST_HEADERS.keys().isdisjoint(map(_header_name, headers)):  # most requests, in C
+    if not has_request_validators(headers):  # most requests
         return RequestPlan(request, generation=generation)
     range_value = inm = ims = None
     for name, value in headers:
@@ -274,6 +276,22 @@ def plan_request(
         revalidated=revalidated,
         self_validate=self_validate,
     )
+
+
+def has_request_validators(headers: Headers) -> bool:
+    """Whether ``headers`` (lowercase names) hold ``Range``, ``If-Range``, ``If-None-Match`` or
+    ``If-Modified-Since``: the headers :func:`plan_request` may strip or rewrite."""
+    return not _REQUEST_HEADERS.keys().isdisjoint(map(_header_name, headers))  # in C
+
+
+def unplanned(method: str) -> RequestPlan:
+    """A stand-in plan for :func:`plan_response` while a request has none yet.
+
+    For a request that needed no plan before the app (:meth:`safemedia.runtime.Runtime.needs_plan`
+    said so): it tells :func:`plan_response` only the method. Never pass it on to record or
+    conclude anything: plan the request then (its host and path are empty here).
+    """
+    return _UNPLANNED_HEAD if method == "HEAD" or method.upper() == "HEAD" else _UNPLANNED
 
 
 def conservative_plan(method: str, path: str) -> RequestPlan:
@@ -386,10 +404,37 @@ class ResponsePlan:
     declared_non_image: bool = False
 
 
+_UNPLANNED = RequestPlan(Request("GET", "", ""))
+_UNPLANNED_HEAD = RequestPlan(Request("HEAD", "", ""))
 _PASS = ResponsePlan(ResponseAction.PASS)
 _SNIFF = ResponseAction.SNIFF  # an enum member read through its class costs ~70 ns (3.11)
 _LABELLED_PLANS: dict[tuple[int, int], ResponsePlan] = {}
 """The SNIFF plans of labelled, unencoded bodies by (status, limit): shared, never changed."""
+
+
+_RESPONSE_HEADERS = {b"content-type": 0, b"content-encoding": 1, b"content-length": 2}
+_IMAGE, _GENERIC, _NEVER, _LABELLED = "image", "generic", "never sniffed", "labelled"
+_MEDIA_KINDS: dict[bytes, tuple[bytes, str]] = {}
+"""``Content-Type`` values seen, with their media type and kind (a few hundred at most)."""
+
+
+def _media_kind(value: bytes) -> tuple[bytes, str]:
+    """The media type of a ``Content-Type`` value (lowercase, no parameters) and its kind."""
+    known = _MEDIA_KINDS.get(value)
+    if known is not None:
+        return known
+    media_type = value.split(b";", 1)[0].strip().lower()
+    if is_image_content_type(media_type):
+        kind = _IMAGE
+    elif media_type in GENERIC_CONTENT_TYPES:
+        kind = _GENERIC
+    elif media_type in _NEVER_SNIFFED:
+        kind = _NEVER
+    else:
+        kind = _LABELLED
+    if len(_MEDIA_KINDS) < 512:
+        _MEDIA_KINDS[value] = (media_type, kind)
+    return media_type, kind
 
 
 def is_image_content_type(media_type: bytes) -> bool:
@@ -420,25 +465,30 @@ def plan_response(
     if status < 200 or status == 204 or rq.request.method == "HEAD":
         return _PASS
     media_type: bytes | None = None
+    kind = _LABELLED
     coding = b""
     length: bytes | None = None
     for name, value in headers:
-        n = name.lower()
-        if n == b"content-type":
-            mt = value.split(b";", 1)[0].strip().lower()
-            if media_type is None or is_image_content_type(mt):
-                media_type = mt
-        elif n == b"content-encoding":
+        header = _RESPONSE_HEADERS.get(name)
+        if header is None and (
+            name.islower() or (header := _RESPONSE_HEADERS.get(name.lower())) is None
+        ):
+            continue  # most headers: one dict look-up
+        if header == 0:
+            found = _MEDIA_KINDS.get(value) or _media_kind(value)
+            if media_type is None or found[1] is _IMAGE:  # the first type, unless one is image/*
+                media_type, kind = found
+        elif header == 1:
             coding = value if not coding else coding + b"," + value
-        elif n == b"content-length":
+        else:
             length = value
     if media_type is None:
-        media_type = b""
-    if is_image_content_type(media_type):
+        media_type, kind = b"", _GENERIC
+    if kind is _IMAGE:
         action, declared = ResponseAction.INSPECT, False
-    elif media_type in GENERIC_CONTENT_TYPES:
+    elif kind is _GENERIC:
         action, declared = ResponseAction.SNIFF, False
-    elif not sniff_labelled or media_type in _NEVER_SNIFFED:
+    elif not sniff_labelled or kind is _NEVER:
         return _PASS
     elif not coding:  # the common case, kept cheap: a labelled body, sniffed as it comes
         key = (status, config.max_body_bytes)
@@ -563,6 +613,7 @@ _MAGIC = (
 
 
 _MAGIC_FIRST_BYTES = frozenset(magic[0] for magic in (*_MAGIC, b"RIFF"))
+_MAGIC_FIRST = frozenset(magic[:1] for magic in (*_MAGIC, b"RIFF"))
 
 
 def _could_start_image(head: bytes) -> bool:
@@ -586,6 +637,8 @@ _FTYP_IMAGE_BRANDS = frozenset(
 
 def sniff_image(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of a body) starts like a raster image."""
+    if head[:1] not in _MAGIC_FIRST and head[4:8] != b"ftyp":
+        return False  # most bodies (text): one set look-up
     if head.startswith(_MAGIC):
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 logger = logging.getLogger("safemedia")
 
@@ -52,6 +52,10 @@ class CachedAnswers:
     def forget(self, key: str) -> None:
         self._answers.pop(key, None)
 
+    def might_contain(self, term: str) -> bool:
+        """Always True: answers are per key, there is no index to rule a key out."""
+        return True
+
 
 @runtime_checkable
 class SetSource(Protocol):
@@ -71,50 +75,84 @@ class StoreSet:
     (:meth:`forget`); other processes' changes and operators' commands within ``ttl``. With more
     than :data:`CACHE_SIZE` keys, or when the store fails, it falls back to ``ask`` per key
     (answers reused for ``ttl``; an error answers no, so a response is still scanned).
+
+    ``index``: the terms each key is filed under (a blocked URL's paths), so that
+    :meth:`might_contain` can rule out every key with a term before the key is even built.
     """
 
     def __init__(
-        self, source: SetSource, table: str, ask: Callable[[str], bool], ttl: float
+        self,
+        source: SetSource,
+        table: str,
+        ask: Callable[[str], bool],
+        ttl: float,
+        *,
+        index: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
         self._source = source
         self._table = table
         self._ttl = ttl
+        self._index = index
         self._per_key = CachedAnswers(ask, ttl, f"reading {table}", default=False)
-        # (change count, keys or None to ask per key, when to check the count again)
-        self._state: tuple[int, frozenset[str] | None, float] = (-1, None, 0.0)
+        self._state = _SetState(-1, None, None, 0.0)
 
     def __call__(self, key: str) -> bool:
-        version, keys, check_at = self._state
-        if time.monotonic() >= check_at:
-            version, keys = self._refresh(version, keys)
-        if keys is None:
+        state = self._state
+        if time.monotonic() >= state.check_at:
+            state = self._refresh(state)
+        if state.keys is None:
             return self._per_key(key)
-        return key in keys
+        return key in state.keys
 
-    def _refresh(
-        self, version: int, keys: frozenset[str] | None
-    ) -> tuple[int, frozenset[str] | None]:
+    def might_contain(self, term: str) -> bool:
+        """False when no key in the table is filed under ``term`` (by ``index``); True when
+        one is, or when that cannot be told (no index, asking per key)."""
+        state = self._state
+        if time.monotonic() >= state.check_at:
+            state = self._refresh(state)
+        terms = state.terms
+        return terms is None or term in terms
+
+    def _refresh(self, state: _SetState) -> _SetState:
+        version, keys, terms = state.version, state.keys, state.terms
         try:
             current = self._source.change_count(self._table)
             if current != version:
                 current, keys = self._source.key_set(self._table, CACHE_SIZE)
+                terms = None
+                if keys is not None and self._index is not None:
+                    terms = frozenset(t for key in keys for t in self._index(key))
         except Exception:
             logger.exception("safemedia: could not read %s; asking per key", self._table)
-            current, keys = -1, None
-        self._state = (current, keys, time.monotonic() + self._ttl)
-        return current, keys
+            current, keys, terms = -1, None, None
+        self._state = state = _SetState(current, keys, terms, time.monotonic() + self._ttl)
+        return state
 
     def forget(self, key: str) -> None:
         """``key``'s answer may have changed (this process changed it): check at the next call."""
-        version, keys, _ = self._state
-        self._state = (version, keys, 0.0)
+        state = self._state
+        self._state = _SetState(state.version, state.keys, state.terms, 0.0)
         self._per_key.forget(key)
 
 
+class _SetState(NamedTuple):
+    """What :class:`StoreSet` holds, replaced whole (so a reader never sees half of it)."""
+
+    version: int  # the table's change count when read
+    keys: frozenset[str] | None  # None: ask per key
+    terms: frozenset[str] | None  # the keys' index terms; None: no index, or asking per key
+    check_at: float  # when to read the change count again
+
+
 def store_set(
-    recorder: object, table: str, ask: Callable[[str], bool], ttl: float
+    recorder: object,
+    table: str,
+    ask: Callable[[str], bool],
+    ttl: float,
+    *,
+    index: Callable[[str], Iterable[str]] | None = None,
 ) -> StoreSet | CachedAnswers:
     """:class:`StoreSet` when ``recorder`` can hand over ``table`` (the store), else per key."""
     if isinstance(recorder, SetSource):
-        return StoreSet(recorder, table, ask, ttl)
+        return StoreSet(recorder, table, ask, ttl, index=index)
     return CachedAnswers(ask, ttl, f"reading {table}", default=False)

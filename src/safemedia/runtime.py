@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from safemedia import http
 from safemedia.config import Config, ConfigError
-from safemedia.events import Detection, DetectionRecorder, LoggingRecorder
+from safemedia.events import Detection, DetectionRecorder, LoggingRecorder, url_key, url_paths
 from safemedia.http import Headers, Reply, RequestPlan, ResponsePlan
 from safemedia.lookups import store_set
 from safemedia.verdict import Reason, Verdict
@@ -48,6 +48,7 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
+_has_request_validators = http.has_request_validators
 
 
 class Scanner(Protocol):
@@ -315,8 +316,13 @@ class Runtime:
         self.recorder = recorder if recorder is not None else _open_recorder(self.config)
         self.notifier = _start_notifier(self.config, self.recorder) if recorder is None else None
         self._blocked = store_set(
-            self.recorder, "blocked_urls", self.recorder.is_blocked, blocked_cache_seconds
+            self.recorder,
+            "blocked_urls",
+            self.recorder.is_blocked,
+            blocked_cache_seconds,
+            index=url_paths,
         )
+        self._might_block = self._blocked.might_contain
         store_allows = getattr(self.recorder, "is_allowed", None)
         allowed = (
             store_set(self.recorder, "allowed_sha256", store_allows, blocked_cache_seconds)
@@ -377,6 +383,21 @@ class Runtime:
 
     # --- requests -----------------------------------------------------------------------------
 
+    def needs_plan(self, method: str, path: str, headers: Headers) -> bool:
+        """Whether a request must be planned (:meth:`plan_request`) before the app is called.
+
+        True when its URL may be blocked (no blocked URL has this path: False, from memory) or
+        it carries ``Range`` or validators. Most requests need no plan: the adapter calls the
+        app as it is, gives :func:`safemedia.http.unplanned` to ``plan_response`` and plans the
+        request only when its response must be held (it is, or may be, an image). ``path``
+        is the one the blocked-URL key is made of; ``headers`` as for :meth:`plan_request`.
+        """
+        if method != "GET" and method != "HEAD" and method.upper() not in ("GET", "HEAD"):
+            return False  # never blocked, nothing stripped
+        if path[:1] != "/" or self._might_block(path):
+            return True
+        return _has_request_validators(headers)
+
     def plan_request(
         self,
         method: str,
@@ -394,9 +415,7 @@ class Runtime:
         """
         blocked = False
         if method in ("GET", "HEAD", "get", "head"):
-            blocked = self._blocked(
-                f"{host.lower()}{path}?{query}" if query else host.lower() + path
-            )
+            blocked = self._blocked(url_key(host, path, query))
         return http.plan_request(
             method,
             host,
