@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from starlette.applications import Starlette
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -245,13 +246,22 @@ def test_add_middleware_with_a_config_builds_engine_and_store() -> None:
 
 
 class CountingRuntime(Runtime):
-    """The real runtime, counting its hops to worker threads (a spy: nothing is replaced)."""
+    """The real runtime, counting its hops to worker threads and noting the digest each scan
+    was handed (a spy: nothing is replaced)."""
 
     hops = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scanned_with: list[str | None] = []
 
     async def run_blocking(self, func: Any, *args: Any) -> Any:
         self.hops += 1
         return await super().run_blocking(func, *args)
+
+    def scan(self, body: bytes, content_type: str | None = None, **kw: Any) -> Verdict:
+        self.scanned_with.append(kw.get("sha256"))
+        return super().scan(body, content_type, **kw)
 
 
 def test_a_small_image_already_found_clean_is_answered_without_a_worker_thread() -> None:
@@ -267,7 +277,9 @@ def test_a_small_image_already_found_clean_is_answered_without_a_worker_thread()
 
 
 @pytest.mark.parametrize(
-    ("size", "chunks"), [("small", 1), ("large", 16)], ids=["small-whole", "large-in-parts"]
+    ("size", "chunks"),
+    [("small", 1), ("large", 16), ("large", 1)],
+    ids=["small-whole", "large-in-parts", "large-whole"],
 )
 def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time(
     size: str, chunks: int
@@ -279,15 +291,129 @@ def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time(
     statuses = [call(app, f"/{i}.jpg").status for i in range(3)]
     assert statuses == [451, 451, 451]
     assert rt.hops == 3
-    assert [d.verdict.sha256 for d in recorder.detections] == [hashlib.sha256(body).hexdigest()] * 3
+    digest = hashlib.sha256(body).hexdigest()
+    assert [d.verdict.sha256 for d in recorder.detections] == [digest] * 3
+    assert rt.scanned_with == [digest] * 3  # one scan each, with the digest made on the loop
 
 
-def test_an_image_larger_than_the_loop_digest_limit_is_always_digested_in_a_worker() -> None:
-    big = png(3) + b"\0" * LOOP_DIGEST_BYTES  # trailing bytes after IEND: still a clean PNG
+def test_a_large_image_found_clean_sent_whole_is_answered_without_a_worker_thread() -> None:
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(big, b"image/png", chunks=1), runtime=rt)
-    assert [call(app, f"/{i}.png").status for i in range(2)] == [200, 200]
-    assert rt.hops == 2
+    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=1), runtime=rt)
+    first = call(app, "/1.png")
+    assert rt.hops == 1  # new: scanned in a worker thread
+    second = call(app, "/2.png")
+    assert rt.hops == 1  # digested on the loop in slices; the verdict was cached
+    assert (first.status, first.body) == (second.status, second.body) == (200, BIG_CLEAN)
+    assert second.headers[b"content-length"] == str(len(BIG_CLEAN)).encode()
+    assert second.headers[b"etag"] == first.headers[b"etag"]
+    assert len(BIG_CLEAN) > 3 * LOOP_DIGEST_BYTES  # so more than one slice
+
+
+def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/text":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"hello"})
+            return
+        headers = [(b"content-type", b"image/png")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": BIG_CLEAN})  # one message
+
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    assert call(wrapped, "/big.png").status == 200  # scanned: cached clean from now on
+    finished: list[str] = []
+
+    async def fetch(path: str) -> None:
+        result = await acall(wrapped, http_scope(path))
+        assert result.status == 200
+        finished.append(path)
+
+    async def both() -> None:  # the large one starts first
+        await asyncio.gather(fetch("/big.png"), fetch("/text"))
+
+    asyncio.run(both())
+    assert finished == ["/text", "/big.png"]  # the loop was not held for the whole digest
+    assert rt.hops == 1  # ... and no worker thread digested the large body
+
+
+def test_under_trio_large_images_are_digested_in_slices_and_checked() -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/text":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"hello"})
+            return
+        body = BIG_LISTED if scope["path"] == "/listed.jpg" else BIG_CLEAN
+        headers = [(b"content-type", b"image/png")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        sending.set()  # no checkpoint until the middleware yields while checking the body
+        await send({"type": "http.response.body", "body": body})
+
+    rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=MemoryRecorder())
+    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    finished: list[tuple[str, int]] = []
+    sending = trio.Event()
+
+    async def fetch(path: str) -> None:
+        finished.append((path, (await acall(wrapped, http_scope(path))).status))
+
+    async def text_once_the_large_one_is_sent() -> None:
+        await sending.wait()
+        await fetch("/text")
+
+    async def run() -> None:
+        nonlocal sending
+        await fetch("/big.png")  # scanned (anyio's worker threads): cached clean from now on
+        await fetch("/listed.jpg")
+        sending = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(text_once_the_large_one_is_sent)
+            nursery.start_soon(fetch, "/big.png")
+
+    trio.run(run)
+    assert finished == [("/big.png", 200), ("/listed.jpg", 451), ("/text", 200), ("/big.png", 200)]
+    assert rt.hops == 2  # the first two scans; the cached one was digested on the loop
+
+
+def test_the_loop_digest_goes_in_slices_of_at_most_the_limit() -> None:
+    chunks = [b"a" * 10, b"b" * (3 * LOOP_DIGEST_BYTES + 7), b"c" * 100, b"d" * LOOP_DIGEST_BYTES]
+    held = HeldBody()
+    for chunk in chunks:
+        held.add(chunk)
+    assert held.fed == 10  # only the first small part on arrival
+    steps = []
+    while True:
+        before = held.fed
+        done = held.digest_step()
+        steps.append(held.fed - before)
+        if done:
+            break
+        if len(steps) == 2:
+            held.value()  # joining the parts (for sniffing) keeps the place
+    assert max(steps) <= LOOP_DIGEST_BYTES
+    assert sum(steps) + 10 == len(b"".join(chunks)) == held.fed == held.size
+    assert len(steps) == 5
+    assert held.digest_so_far() == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert held.digest_step()  # nothing left: done at once
+    assert held.digest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_a_large_image_sent_as_a_path_is_digested_in_the_thread_that_reads_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.png").write_bytes(BIG_CLEAN)
+
+    async def serve_file(request: Any) -> FileResponse:
+        return FileResponse(tmp_path / "big.png")
+
+    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
+    app = SafeMediaMiddleware(Starlette(routes=[Route("/big.png", serve_file)]), runtime=rt)
+    pathsend: dict[str, Any] = {"http.response.pathsend": {}}
+    first = call(app, "/big.png", extensions=pathsend)
+    assert rt.hops == 2  # read (and digested), then scanned
+    second = call(app, "/big.png", extensions=pathsend)
+    assert rt.hops == 3  # read and digested in one hop, answered from the cache on the loop
+    assert (first.status, first.body) == (second.status, second.body) == (200, BIG_CLEAN)
 
 
 @pytest.mark.parametrize(
@@ -344,14 +470,14 @@ def test_a_large_image_found_clean_in_small_parts_is_answered_without_a_worker_t
     assert [m.get("more_body", False) for m in bodies][-1] is False
 
 
-def test_a_body_with_one_part_over_the_loop_digest_limit_still_goes_to_a_worker() -> None:
+def test_a_body_with_a_part_over_the_loop_digest_limit_is_answered_on_the_loop() -> None:
     over = bytes(range(256)) * (LOOP_DIGEST_BYTES // 256) + b"x"  # one byte over the limit
     body_parts = [png(5), b"", b"a" * 1000, over, b"b" * 1000, b"", b"c"]
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
     app = SafeMediaMiddleware(parts_app(body_parts), runtime=rt)
     results = [call(app, f"/{i}.png") for i in range(2)]
     assert [(r.status, r.body) for r in results] == [(200, b"".join(body_parts))] * 2
-    assert rt.hops == 2  # the second one was cached clean, but digested in a worker
+    assert rt.hops == 1  # the second one was cached clean: the rest digested in loop slices
 
 
 def test_a_gzip_encoded_image_in_small_parts_is_checked_in_a_worker_every_time() -> None:

@@ -13,10 +13,14 @@ Without ``config`` it is :meth:`Config.load` (``$SAFEMEDIA_CONFIG`` or ``./safem
 Each request gets a responder that holds ``http.response.start`` until the policy
 (:mod:`safemedia.http`) has decided: non-image responses are passed on at once and streamed;
 images are buffered (up to ``max_body_bytes``, across ``more_body`` messages and
-``http.response.pathsend``) and checked in the runtime's worker threads. Only a bounded SHA-256
-runs on the event loop: each body part of at most 256 KiB is digested as it arrives
-(:class:`~safemedia.runtime.HeldBody`), and a body whose digest the verdict cache already holds
-as clean is answered there; decoding and perceptual hashing never run on the loop.
+``http.response.pathsend``) and checked in the runtime's worker threads. Only SHA-256, in
+bounded steps, runs on the event loop (:class:`~safemedia.runtime.HeldBody`): each body part of
+at most 256 KiB (``LOOP_DIGEST_BYTES``) is digested as it arrives, and what larger parts leave
+is digested when the body is complete, in slices of at most 256 KiB with a yield to the loop
+between slices (a file sent with ``pathsend`` is digested in the worker thread that reads it).
+A body whose digest the verdict cache already holds as clean is then answered on the loop, no
+worker thread; any other body goes to a worker with its digest, which is not made again there.
+Decoding and perceptual hashing never run on the loop.
 Lifespan and websocket scopes pass through untouched.
 """
 
@@ -296,9 +300,11 @@ class _Responder:
             return
         if more:
             return
+        held = self.buffer
+        if not plan.encodings:  # what add() left (parts over 256 KiB): in bounded slices
+            await held.digest_on_loop()
         start = self.start
         assert start is not None
-        held = self.buffer
         status, headers, parts = start["status"], start.get("headers") or [], held.chunks
         runtime = self.runtime
         rq = self.request()
@@ -320,7 +326,8 @@ class _Responder:
                 await self._release(more=True)
                 await self.send_next(message)  # zero-copy kept for non-images
                 return
-        self._held().add(await self.runtime.run_blocking(_read, message, max(room, 0)))
+        # read and digested in one worker hop: nothing of the file is left to digest on the loop
+        await self.runtime.run_blocking(_read_into, self._held(), message, max(room, 0), plan)
         await self._progress(more=False)
 
     async def _uninspectable(self, reason: Reason | None, detail: str, *, more: bool) -> None:
@@ -364,6 +371,15 @@ class _Responder:
 
 
 _NO_BODY = HeldBody()
+
+
+def _read_into(held: HeldBody, message: Message, limit: int, plan: ResponsePlan) -> None:
+    """Add what :func:`_read` returns to ``held`` and digest it (blocking: a worker thread).
+
+    Not digested when content-encoded (keyed by the decoded body) or over ``plan.limit``."""
+    held.add(_read(message, limit))
+    if not plan.encodings and held.size <= plan.limit:
+        held.digest()
 
 
 def _read(message: Message, limit: int) -> bytes:

@@ -133,34 +133,40 @@ def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Sc
 
 
 LOOP_DIGEST_BYTES = 256 * 1024
-"""Largest body, or body chunk (:class:`HeldBody`), digested on the calling thread (an event loop).
+"""Most bytes of a held body digested on an event loop in one step (:class:`HeldBody`).
 
-SHA-256 runs at about 1.8 GB/s here, so 256 KiB is at most ~140 us of event-loop time: about
-what uvicorn spends on the loop for one plain request, and less than what the alternative costs
-the request (a hop to a worker thread and back, ~35-85 us, *plus* the same digest there, which
-runs ~5-10% slower on a thread other than the one that made the body). A larger chunk, and
-everything after it, is always digested in a worker thread. Decoding and perceptual hashing
-never run on the loop."""
+SHA-256 runs at about 1.8 GB/s here, so 256 KiB is at most ~150 us of event-loop time: about
+what uvicorn spends on the loop for one plain request. A body part of at most this size is
+digested as it arrives (:meth:`HeldBody.add`); a larger one is digested at the end of the body
+in slices of at most this size (:meth:`HeldBody.digest_step`), the loop free to run other tasks
+between slices. That is cheaper for the request than the alternative, a hop to a worker thread
+and back (~50-120 us) *plus* the same digest there, which runs ~5-10% slower on a thread other
+than the one that made the body. Decoding and perceptual hashing never run on the loop."""
 
 
 class HeldBody:
     """An image body held for checking: the chunks as they arrived, and their SHA-256 so far.
 
     :meth:`add` digests each chunk of at most :data:`LOOP_DIGEST_BYTES` as it arrives, on the
-    calling thread (an event loop: every step is bounded like the digest in
-    :meth:`Runtime.conclude_cached`, and the chunk is still in the caches of the thread that
-    made it). From the first larger chunk on, nothing more is digested there: :meth:`digest`
-    (in a worker thread) digests the rest. A content-encoded body (``rp.encodings``) is not
-    digested as it arrives: its verdict is keyed by the digest of the decoded body.
+    calling thread (an event loop: every step is bounded, and the chunk is still in the caches
+    of the thread that made it). From the first larger chunk on, nothing more is digested
+    there: :meth:`digest_step` digests what is left in slices of at most
+    :data:`LOOP_DIGEST_BYTES` (memoryview slices, no copies), :meth:`digest_on_loop` does so
+    on an event loop with a yield between slices, or :meth:`digest` all at once (in a worker
+    thread). Each continues the same hasher: nothing is digested twice. A content-encoded body
+    (``rp.encodings``) is not digested as it arrives: its verdict is keyed by the digest of the
+    decoded body.
     """
 
-    __slots__ = ("_sha", "chunks", "fed", "size")
+    __slots__ = ("_base", "_next", "_sha", "chunks", "fed", "size")
 
     def __init__(self, rp: ResponsePlan | None = None) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.fed = 0 if rp is None or not rp.encodings else -1  # leading bytes digested
         self._sha = hashlib.sha256()
+        self._next = 0  # index of the first chunk not wholly digested (digest_step) ...
+        self._base = 0  # ... and the body offset it starts at
 
     def add(self, chunk: bytes) -> None:
         if chunk:
@@ -180,14 +186,73 @@ class HeldBody:
             return b""
         joined = b"".join(self.chunks)
         self.chunks = [joined]
+        self._next = self._base = 0
         return joined
 
     def digest_so_far(self) -> str | None:
-        """The hex SHA-256 of the whole body if every chunk was digested as it arrived."""
+        """The hex SHA-256 of the whole body once all of it is digested (as its chunks arrived,
+        or by :meth:`digest_step` / :meth:`digest`), else None."""
         return self._sha.hexdigest() if self.fed == self.size else None
 
+    def digest_step(self) -> bool:
+        """Digest at most :data:`LOOP_DIGEST_BYTES` more of the body; True once all of it is
+        (then :meth:`digest_so_far` has it), False while some is left for another step."""
+        if self.fed < 0:
+            self.fed = 0
+        budget = LOOP_DIGEST_BYTES
+        chunks = self.chunks
+        while budget and self.fed < self.size:
+            chunk = chunks[self._next]
+            skip = self.fed - self._base
+            if skip >= len(chunk):
+                self._next += 1
+                self._base += len(chunk)
+                continue
+            take = min(len(chunk) - skip, budget)
+            self._sha.update(chunk if take == len(chunk) else memoryview(chunk)[skip : skip + take])
+            self.fed += take
+            budget -= take
+        return self.fed == self.size
+
+    async def digest_on_loop(self) -> None:
+        """Digest what is left in :meth:`digest_step` slices on the running event loop, which
+        runs its other ready tasks and I/O between slices.
+
+        Under asyncio each further slice is a loop callback (``call_soon``) and the caller
+        awaits one future: resuming the caller's task for every slice would pass through all
+        its coroutine frames each time (a deep ASGI stack: ~1.5 us a slice more). Under trio
+        (through anyio) the caller checkpoints between slices."""
+        if self.digest_step():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio)
+            import anyio.lowlevel
+
+            while True:
+                await anyio.lowlevel.checkpoint()
+                if self.digest_step():
+                    return
+        done = loop.create_future()
+
+        def step() -> None:
+            if done.done():  # the caller was cancelled
+                return
+            try:
+                finished = self.digest_step()
+            except Exception as exc:  # pragma: no cover (a bug: surfaces in the caller)
+                done.set_exception(exc)
+                return
+            if finished:
+                done.set_result(None)
+            else:
+                loop.call_soon(step)
+
+        loop.call_soon(step)
+        await done
+
     def digest(self) -> str:
-        """The hex SHA-256 of the whole body, digesting what :meth:`add` left (blocking)."""
+        """The hex SHA-256 of the whole body, digesting what is left at once (blocking)."""
         if self.fed < 0:
             self.fed = 0
         skip = self.fed
@@ -463,13 +528,13 @@ class Runtime:
 
         ``parts``: the body as held (one part when the app sent it whole); ``held``: the
         :class:`HeldBody` whose ``chunks`` they are, if any. The body's SHA-256 is the one
-        ``held`` made as the chunks arrived when that covers the whole body (each chunk at most
-        :data:`LOOP_DIGEST_BYTES`), else one made here for a body of at most
+        ``held`` made when that covers the whole body (as the chunks arrived, and for larger
+        chunks in :meth:`HeldBody.digest_step` slices), else one made here for a body of at most
         :data:`LOOP_DIGEST_BYTES`. When the body is not content-encoded and the engine's verdict
         cache already holds that digest as clean for the lists in force (and for the generation
         the request was planned against), the reply is made here, with the parts as they are:
         a dictionary look-up, no decode, no perceptual hash, nothing recorded. Every other body
-        (larger chunks, encoded, new, listed, uninspectable) gets None and goes to
+        (not digested yet, encoded, new, listed, uninspectable) gets None and goes to
         :meth:`conclude_parts` in a worker thread. Never raises (None on any error).
         """
         if rp.encodings:
