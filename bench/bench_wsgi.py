@@ -154,10 +154,14 @@ def measure(rounds: int, calls: int) -> dict[str, float]:
 
 def _worker_pid(master: int) -> int:
     """The one worker process of a gunicorn master (its child)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    if len(children) != 1:
-        raise RuntimeError(f"expected one gunicorn worker, found {children}")
-    return int(children[0])
+    deadline = time.monotonic() + 10  # a worker may still be (re)starting on a loaded machine
+    while True:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if len(children) == 1:
+            return int(children[0])
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"expected one gunicorn worker, found {children}")
+        time.sleep(0.1)
 
 
 async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[float, int]:
