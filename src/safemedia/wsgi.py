@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from http import HTTPStatus
 from types import CodeType
@@ -221,10 +222,9 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
         or generator.gi_code is not (_werkzeug_encoder or _find_werkzeug_encoder())
         or generator.gi_suspended
         or generator.gi_running
-        or generator.gi_frame is None  # finished
     ):
         return None  # not werkzeug's, or already started
-    chunks = generator.gi_frame.f_locals.get("iterable")
+    chunks = _encoder_iterable(generator)
     if type(chunks) is list or type(chunks) is tuple:
         return _head(chunks, text=True)
     return None
@@ -253,12 +253,35 @@ _Generator = types.GeneratorType
 _werkzeug_encoder: CodeType | None = None  # the code of werkzeug's _iter_encoded, once seen
 
 
+def _frame_iterable(generator: Any) -> object:
+    """The ``iterable`` argument of an unstarted ``_iter_encoded`` generator, from its frame."""
+    frame = generator.gi_frame  # None once finished
+    return None if frame is None else frame.f_locals.get("iterable")
+
+
+def _last_referent(generator: Any) -> object:
+    """The same, without making a frame object and its locals (it costs ~2 us a Flask
+    request in a server's cold caches): CPython lists an unstarted generator's arguments last
+    among its referents. Used only once a probe showed it (:func:`_find_werkzeug_encoder`)."""
+    found = gc.get_referents(generator)
+    return found[-1] if found else None
+
+
+_encoder_iterable: Callable[[Any], object] = _frame_iterable
+
+
 def _find_werkzeug_encoder() -> CodeType | None:
-    """The code of werkzeug's ``_iter_encoded`` (kept once found), or None."""
-    global _werkzeug_encoder
+    """The code of werkzeug's ``_iter_encoded`` (kept once found), or None; also picks how its
+    argument is read (:func:`_last_referent` if a probe generator gives its list back)."""
+    global _werkzeug_encoder, _encoder_iterable
     encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
     if not isinstance(encoder, types.FunctionType):
         return None
+    probe_body: list[bytes] = []
+    probe = encoder(probe_body)
+    if type(probe) is _Generator and _last_referent(probe) is probe_body:
+        _encoder_iterable = _last_referent
+    probe.close()
     _werkzeug_encoder = encoder.__code__
     return _werkzeug_encoder
 
@@ -391,7 +414,7 @@ class _Exchange:
         elif self.mode is not _STARTING:
             raise AssertionError("start_response called a second time without exc_info")
         self.status_line, self.headers = status, headers = status, list(headers)
-        self.status = code = _status_code(status)
+        self.status = code = _STATUS_CODES.get(status) or _status_code(status)
         if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
         rq = self.rq
