@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -309,18 +309,27 @@ def test_a_large_image_found_clean_sent_whole_is_answered_without_a_worker_threa
     assert len(BIG_CLEAN) > 3 * LOOP_DIGEST_BYTES  # so more than one slice
 
 
-def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
+def text_or_image_app(on_start: Callable[[], object] = lambda: None) -> Any:
+    """``/text``: a text response; ``/listed.jpg``: BIG_LISTED; any other path: BIG_CLEAN;
+    each body in one message. ``on_start`` runs between an image's start and its body."""
+
     async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == "/text":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"hello"})
             return
+        body = BIG_LISTED if scope["path"] == "/listed.jpg" else BIG_CLEAN
         headers = [(b"content-type", b"image/png")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": BIG_CLEAN})  # one message
+        on_start()
+        await send({"type": "http.response.body", "body": body})
 
+    return app
+
+
+def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    wrapped = SafeMediaMiddleware(text_or_image_app(), runtime=rt)
     assert call(wrapped, "/big.png").status == 200  # scanned: cached clean from now on
     finished: list[str] = []
 
@@ -338,21 +347,11 @@ def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
 
 
 def test_under_trio_large_images_are_digested_in_slices_and_checked() -> None:
-    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/text":
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"hello"})
-            return
-        body = BIG_LISTED if scope["path"] == "/listed.jpg" else BIG_CLEAN
-        headers = [(b"content-type", b"image/png")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        sending.set()  # no checkpoint until the middleware yields while checking the body
-        await send({"type": "http.response.body", "body": body})
-
+    sending = trio.Event()  # set as the image body is sent: no checkpoint until the
+    # middleware yields while checking it
     rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=MemoryRecorder())
-    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    wrapped = SafeMediaMiddleware(text_or_image_app(lambda: sending.set()), runtime=rt)
     finished: list[tuple[str, int]] = []
-    sending = trio.Event()
 
     async def fetch(path: str) -> None:
         finished.append((path, (await acall(wrapped, http_scope(path))).status))
