@@ -221,8 +221,9 @@ class HeldBody:
         Under asyncio each further slice is a loop callback (``call_soon``) and the caller
         awaits one future: resuming the caller's task for every slice would pass through all
         its coroutine frames each time (a deep ASGI stack: ~1.5 us a slice more). Under trio
-        (through anyio) the caller checkpoints between slices."""
-        if self.digest_step():
+        (through anyio) the caller checkpoints between slices. The first slice also waits for
+        the loop's next turn, so no slice shares a step with the work that came before it."""
+        if self.fed == self.size:  # all digested as it arrived: nothing to wait for
             return
         try:
             loop = asyncio.get_running_loop()
