@@ -99,7 +99,11 @@ def test_environ_helpers_strip_and_set() -> None:
     assert environ == {"HTTP_IF_NONE_MATCH": '"e"'}
 
 
-def response(headers: list[tuple[bytes, bytes]], status: int = 200, method: str = "GET"):  # type: ignore[no-untyped-def]
+def response(  # type: ignore[no-untyped-def]
+    headers: list[tuple[bytes, bytes]] | list[tuple[str, str]],
+    status: int = 200,
+    method: str = "GET",
+):
     return plan_response(
         plan("/x", [], method=method), status, headers, CONFIG, sniff_labelled=True
     )
@@ -243,3 +247,29 @@ def test_passed_response_gets_exact_length_and_a_tagged_etag() -> None:
     ]
     own = dict(finalise_passed([], b"1", verdict))[b"etag"]
     assert own == b'W/"~' + b"cd" * 16 + b'~sm9"'
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Type", "image/jpeg"), ("Content-Length", "1001")],
+        [("content-type", "IMAGE/PNG; q=1"), ("X-Other", "1")],
+        [("CONTENT-TYPE", "text/html; charset=utf-8"), ("Set-Cookie", "a=b")],
+        [("Content-Type", "text/css"), ("Content-Encoding", "br")],
+        [("Content-Encoding", "gzip"), ("content-encoding", "deflate")],
+        [("Content-Type", "text/plain"), ("Content-Type", "image/gif")],
+        [("Content-Type", "text/event-stream")],
+        [("Content-Length", "12")],
+        [],
+    ],
+)
+def test_wsgi_str_headers_are_planned_as_their_bytes_form(headers: list[tuple[str, str]]) -> None:
+    as_bytes = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    for status in (200, 206):
+        assert response(headers, status=status) == response(as_bytes, status=status)
+
+
+def test_a_304_with_wsgi_headers_gets_a_tagged_etag() -> None:
+    rq = plan("/a.jpg", [(b"if-none-match", tag_etag(b'"abc"', 7))])
+    rp = plan_response(rq, 304, [("ETag", '"abc"')], CONFIG)
+    assert rp.headers == [(b"etag", tag_etag(b'"abc"', 7))]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 from wsgiref.util import FileWrapper, setup_testing_defaults
@@ -18,12 +20,13 @@ from wsgiref.util import FileWrapper, setup_testing_defaults
 import pytest
 
 from safemedia import Config
-from safemedia.events import Action
+from safemedia.events import Action, Detection
 from safemedia.runtime import Runtime
 from safemedia.verdict import Reason
 from safemedia.wsgi import SafeMediaMiddleware, request_target
 from tests.recording import MemoryRecorder
 from tests.standin_engine import StandInEngine
+from tests.store_support import store_config
 from tests.synthetic import jpeg, png
 
 LISTED = jpeg(11)
@@ -89,9 +92,31 @@ def environ(path: str = "/media/a.jpg", method: str = "GET", **headers: str) -> 
     return env
 
 
+class TableRecorder(MemoryRecorder):
+    """A :class:`MemoryRecorder` that hands over its blocked URLs whole, as the store does
+    (:class:`safemedia.lookups.SetSource`), so that the runtime knows which paths no blocked URL
+    has and the middleware calls the app for them without planning the request first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def record(self, detection: Detection) -> None:
+        super().record(detection)
+        self.changes += 1
+
+    def change_count(self, table: str) -> int:
+        assert table == "blocked_urls"
+        return self.changes
+
+    def key_set(self, table: str, limit: int) -> tuple[int, frozenset[str] | None]:
+        assert table == "blocked_urls"
+        return self.changes, frozenset(self.blocked)
+
+
 def make(config: Config | None = None) -> tuple[Runtime, MemoryRecorder]:
     config = config or Config()
-    recorder = MemoryRecorder()
+    recorder = TableRecorder()
     engine = StandInEngine(config, listed={hashlib.sha256(LISTED).hexdigest()})
     return Runtime(config, engine=engine, recorder=recorder), recorder
 
@@ -410,3 +435,107 @@ def test_a_labelled_text_stream_is_not_held_past_its_first_chunk() -> None:
     assert server.status == "200 OK"
     assert app_body.read == 1
     assert b"".join(result) == b"<!doctype html><p>rest</p>"
+
+
+def block_in_another_process(config: Config, host: str, path: str, query: str) -> None:
+    """Record a blocked detection for the URL in ``config``'s store, from another process (as
+    another worker of the site would)."""
+    script = (
+        "import sys\n"
+        "from safemedia.config import Config\n"
+        "from safemedia.store import open_store\n"
+        "from tests.store_support import match_detection\n"
+        "config = Config.from_mapping({'store': sys.argv[1]})\n"
+        "store = open_store(config, quiet=True)\n"
+        "store.record(match_detection(sys.argv[3], host=sys.argv[2], query=sys.argv[4]))\n"
+        "store.close()\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-c", script, config.store, host, path, query]
+    subprocess.run(command, check=True, cwd=root, timeout=60)
+
+
+def test_a_url_another_process_blocks_in_the_store_is_refused_without_calling_the_app(
+    tmp_path: Path,
+) -> None:
+    config = store_config(tmp_path)
+    engine = StandInEngine(config, listed=set())
+    runtime = Runtime(config, engine=engine, blocked_cache_seconds=0)  # the store every time
+    calls: list[tuple[str, str]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        calls.append((environ["PATH_INFO"], environ["QUERY_STRING"]))
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [CLEAN]
+
+    def get(path: str, query: str, method: str = "GET") -> Server:
+        env = environ(path.encode().decode("latin-1"), method)  # PEP 3333: UTF-8 read as latin-1
+        env["QUERY_STRING"] = query
+        server = Server()
+        server.run(SafeMediaMiddleware(app, runtime=runtime), env)
+        return server
+
+    try:
+        for path in ("/m/café ☕.jpg", "/m/plain.jpg"):
+            assert get(path, "v=2").status == "200 OK"
+            block_in_another_process(config, "Site.Test", path, "v=2")
+            calls.clear()
+            assert get(path, "v=2").status.startswith("451 ")
+            assert get(path, "v=2", "HEAD").status.startswith("451 ")
+            assert calls == []
+            assert get(path, "v=3").status == "200 OK"  # the same path, another URL
+            assert get(path, "").status == "200 OK"
+            assert len(calls) == 2
+    finally:
+        runtime.close()
+
+
+def test_an_image_found_after_the_app_ran_is_recorded_with_the_url_as_requested() -> None:
+    runtime, recorder = make(Config(record_client_address=True))
+    calls: list[str] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        calls.append(environ["PATH_INFO"])
+        # what a proxy fix or a dispatcher inside the site may do to the environ
+        environ.update(HTTP_HOST="inner.test", PATH_INFO="/x", QUERY_STRING="", REMOTE_ADDR="::1")
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [LISTED]  # a page, it says: image bytes
+
+    mw = SafeMediaMiddleware(app, runtime=runtime)
+    env = environ("/p/caf\xc3\xa9.jpg")
+    env.update(SCRIPT_NAME="/app", QUERY_STRING="w=10&h=5", REMOTE_ADDR="203.0.113.9")
+    server = Server()
+    server.run(mw, dict(env))
+    assert server.status.startswith("451 ")
+    [detection] = recorder.detections
+    assert (detection.method, detection.host, detection.path, detection.query) == (
+        "GET",
+        "site.test",
+        "/app/p/café.jpg",
+        "w=10&h=5",
+    )
+    assert detection.client == "203.0.113.9"
+    server = Server()
+    server.run(mw, dict(env))  # now blocked: refused before the app
+    assert server.status.startswith("451 ")
+    assert calls == ["/p/caf\xc3\xa9.jpg"]
+
+
+def test_a_non_image_passes_with_no_plan_made_and_an_image_is_planned_when_held() -> None:
+    runtime, _ = make()
+    planned: list[str] = []
+    plan_request = runtime.plan_request
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        planned.append(args[2])
+        return plan_request(*args, **kwargs)
+
+    runtime.plan_request = counting  # type: ignore[method-assign]  # a spy: the real one runs
+    app = eager([b"<p>hello</p>"], [("Content-Type", "text/html")])
+    assert Server().run(SafeMediaMiddleware(app, runtime=runtime), environ("/page")) == (
+        b"<p>hello</p>"
+    )
+    assert planned == []
+    image = eager([CLEAN], [("Content-Type", "image/png")])
+    assert Server().run(SafeMediaMiddleware(image, runtime=runtime), environ("/i.png")) == CLEAN
+    assert planned == ["/i.png"]

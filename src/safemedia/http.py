@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from operator import itemgetter
@@ -62,6 +62,7 @@ __all__ = [
     "ResponseAction",
     "ResponsePlan",
     "UninspectableError",
+    "WSGIHeaders",
     "apply_to_environ",
     "apply_to_headers",
     "block_reply",
@@ -366,6 +367,13 @@ def headers_from_wsgi(headers: Iterable[tuple[str, str]]) -> Headers:
     return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
+def _as_headers(headers: Headers | WSGIHeaders) -> Headers:
+    """:data:`Headers` from either form (WSGI ``str`` pairs are converted)."""
+    if headers and isinstance(headers[0][0], str):
+        return headers_from_wsgi(headers)  # type: ignore[arg-type]
+    return headers  # type: ignore[return-value]
+
+
 def headers_to_wsgi(headers: Headers) -> list[tuple[str, str]]:
     """:data:`Headers` as WSGI ``start_response`` headers."""
     return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
@@ -412,18 +420,34 @@ _LABELLED_PLANS: dict[tuple[int, int], ResponsePlan] = {}
 """The SNIFF plans of labelled, unencoded bodies by (status, limit): shared, never changed."""
 
 
-_RESPONSE_HEADERS = {b"content-type": 0, b"content-encoding": 1, b"content-length": 2}
+WSGIHeaders = Sequence[tuple[str, str]]
+"""Response headers as a WSGI app gives them to ``start_response``: ``str`` pairs, any case."""
+
+_RESPONSE_HEADERS: dict[bytes | str, int] = {
+    b"content-type": 0,
+    b"content-encoding": 1,
+    b"content-length": 2,
+    # WSGI headers, as apps spell them: found without lowercasing
+    "content-type": 0,
+    "content-encoding": 1,
+    "content-length": 2,
+    "Content-Type": 0,
+    "Content-Encoding": 1,
+    "Content-Length": 2,
+}
 _IMAGE, _GENERIC, _NEVER, _LABELLED = "image", "generic", "never sniffed", "labelled"
-_MEDIA_KINDS: dict[bytes, tuple[bytes, str]] = {}
-"""``Content-Type`` values seen, with their media type and kind (a few hundred at most)."""
+_MEDIA_KINDS: dict[bytes | str, tuple[bytes, str]] = {}
+"""``Content-Type`` values seen (bytes, or WSGI ``str``), with their media type and kind (a few
+hundred at most)."""
 
 
-def _media_kind(value: bytes) -> tuple[bytes, str]:
+def _media_kind(value: bytes | str) -> tuple[bytes, str]:
     """The media type of a ``Content-Type`` value (lowercase, no parameters) and its kind."""
     known = _MEDIA_KINDS.get(value)
     if known is not None:
         return known
-    media_type = value.split(b";", 1)[0].strip().lower()
+    raw = value.encode("latin-1") if isinstance(value, str) else value
+    media_type = raw.split(b";", 1)[0].strip().lower()
     if is_image_content_type(media_type):
         kind = _IMAGE
     elif media_type in GENERIC_CONTENT_TYPES:
@@ -445,12 +469,15 @@ def is_image_content_type(media_type: bytes) -> bool:
 def plan_response(
     rq: RequestPlan,
     status: int,
-    headers: Headers,
+    headers: Headers | WSGIHeaders,
     config: Config,
     *,
     sniff_labelled: bool = False,
 ) -> ResponsePlan:
     """Decide from the status and headers whether the body is passed, sniffed or inspected.
+
+    ``headers``: :data:`Headers`, or WSGI ``str`` pairs as the app gave them
+    (:data:`WSGIHeaders`: not converted, only the few headers read here are).
 
     ``image/*`` (not SVG) is inspected. A generic or missing type is sniffed strictly (a 206 or
     an encoding that cannot be undone is uninspectable). With ``sniff_labelled`` every other
@@ -460,14 +487,16 @@ def plan_response(
     """
     if status == 304:
         if rq.revalidated:
-            return ResponsePlan(ResponseAction.PASS, status, headers=_tag_headers(headers, rq))
+            tagged = _tag_headers(_as_headers(headers), rq)
+            return ResponsePlan(ResponseAction.PASS, status, headers=tagged)
         return _PASS
     if status < 200 or status == 204 or rq.request.method == "HEAD":
         return _PASS
     media_type: bytes | None = None
     kind = _LABELLED
     coding = b""
-    length: bytes | None = None
+    length: bytes | str | None = None
+    name: bytes | str
     for name, value in headers:
         header = _RESPONSE_HEADERS.get(name)
         if header is None and (
@@ -479,6 +508,8 @@ def plan_response(
             if media_type is None or found[1] is _IMAGE:  # the first type, unless one is image/*
                 media_type, kind = found
         elif header == 1:
+            if isinstance(value, str):
+                value = value.encode("latin-1")
             coding = value if not coding else coding + b"," + value
         else:
             length = value

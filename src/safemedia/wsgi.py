@@ -70,50 +70,82 @@ class SafeMediaMiddleware:
         self.runtime = runtime if runtime is not None else Runtime(config)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method, host, path, query = request_target(environ)
+        get = environ.get
+        method = get("REQUEST_METHOD", "GET")
+        rq: RequestPlan | None = None  # most requests: planned only if the response is held
+        path = ""
         try:
-            rq = self.runtime.plan_request(
-                method,
-                host,
-                path,
-                query,
-                http.headers_from_environ(environ),
-                client=environ.get("REMOTE_ADDR"),
-            )
+            path = request_path(environ)
+            if self.runtime.needs_plan(method, path, http.headers_from_environ(environ)):
+                rq = self.plan(environ)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
-            rq = http.conservative_plan(method, path)
-        if rq.blocked:
-            reply = self.runtime.block_reply(rq)
-            start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
-            return [reply.body]
-        if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
-            http.apply_to_environ(environ, rq)
-        exchange = _Exchange(self.runtime, rq, start_response)
-        result = self.app(environ, exchange.start_response)
-        return exchange.finish(result)
+            rq = http.conservative_plan(str(method), path)
+        if rq is not None:
+            if rq.blocked:
+                reply = self.runtime.block_reply(rq)
+                start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
+                return [reply.body]
+            if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
+                http.apply_to_environ(environ, rq)
+            target = None
+        else:  # what the plan is made of, as it was before the app (which may change environ)
+            host = get("HTTP_HOST") or _host(environ, None)
+            target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
+        exchange = _Exchange(self.runtime, rq, target, start_response)
+        return exchange.finish(self.app(environ, exchange.start_response))
+
+    def plan(self, environ: WSGIEnvironment) -> RequestPlan:
+        """The request's plan (:meth:`Runtime.plan_request`), from its environ."""
+        method, host, path, query = request_target(environ)
+        return self.runtime.plan_request(
+            method,
+            host,
+            path,
+            query,
+            http.headers_from_environ(environ),
+            client=environ.get("REMOTE_ADDR"),
+        )
 
 
 def request_target(environ: Any) -> tuple[str, str, str, str]:
     """``(method, host, path, query)`` of a WSGI environ (or a Django ``request.META``).
 
-    ``path`` is ``SCRIPT_NAME + PATH_INFO`` decoded as UTF-8 (PEP 3333 carries it as latin-1);
-    ``host`` is ``Host`` or ``SERVER_NAME[:SERVER_PORT]``.
+    ``path`` is :func:`request_path`; ``host`` is ``Host`` or ``SERVER_NAME[:SERVER_PORT]``.
     """
     get = environ.get
     method = str(get("REQUEST_METHOD", "GET"))
-    host = get("HTTP_HOST")
-    if not host:
-        host = str(get("SERVER_NAME", ""))
-        port = str(get("SERVER_PORT", ""))
-        scheme = get("wsgi.url_scheme", "http")
-        if port and (scheme, port) not in (("http", "80"), ("https", "443")):
-            host = f"{host}:{port}"
-    path = str(get("SCRIPT_NAME", "")) + str(get("PATH_INFO", ""))
+    return (
+        method,
+        _host(environ, get("HTTP_HOST")),
+        request_path(environ),
+        str(get("QUERY_STRING", "")),
+    )
+
+
+def request_path(environ: Any) -> str:
+    """``SCRIPT_NAME + PATH_INFO`` of a WSGI environ, decoded as UTF-8 (PEP 3333 carries it as
+    latin-1): the path of the request's blocked-URL key."""
+    get = environ.get
+    script, info = get("SCRIPT_NAME", ""), get("PATH_INFO", "")
+    path = script + info if type(script) is str and type(info) is str else f"{script}{info}"
     if not path.isascii():  # ASCII reads the same either way
         with contextlib.suppress(UnicodeEncodeError):  # else a server already decoded it
             path = path.encode("latin-1").decode("utf-8", "replace")
-    return method, str(host), path, str(get("QUERY_STRING", ""))
+    return path
+
+
+def _host(environ: Any, host: object) -> str:
+    """``host`` (a ``Host`` header), else ``SERVER_NAME[:SERVER_PORT]`` of ``environ``."""
+    if host:
+        return str(host)
+    get = environ.get
+    name = str(get("SERVER_NAME", ""))
+    port = str(get("SERVER_PORT", ""))
+    scheme = get("wsgi.url_scheme", "http")
+    if port and (scheme, port) not in (("http", "80"), ("https", "443")):
+        return f"{name}:{port}"
+    return name
 
 
 def _status_line(status: int, original: str = "") -> str:
@@ -126,11 +158,22 @@ def _status_line(status: int, original: str = "") -> str:
     return f"{status} {phrase}"
 
 
+_STATUS_CODES: dict[str, int] = {}
+"""Status lines seen, with their codes (a few hundred at most)."""
+
+
 def _status_code(status_line: str) -> int:
+    """The code of a WSGI status line (``"200 OK"``); 0 when it has none."""
+    code = _STATUS_CODES.get(status_line)
+    if code is not None:
+        return code
     try:
-        return int(status_line.split(None, 1)[0])
+        code = int(status_line.split(None, 1)[0])
     except (ValueError, IndexError):
         return 0
+    if len(_STATUS_CODES) < 256:
+        _STATUS_CODES[status_line] = code
+    return code
 
 
 def peek_file(filelike: Any, size: int) -> bytes | None:
@@ -249,8 +292,19 @@ _ACT_SNIFF = ResponseAction.SNIFF
 _ACT_UNINSPECTABLE = ResponseAction.UNINSPECTABLE
 
 
+Target = tuple[str, str, Any, Any, Any]
+"""``(method, path, host, query, client)`` of a request not planned before the app: what its
+plan is made of if its response is held, as the environ had them before the app was called."""
+
+
 class _Exchange:
-    """One request's response: a ``start_response`` for the app, then its body."""
+    """One request's response: a ``start_response`` for the app, then its body.
+
+    Made with only what every response needs; the body buffer (``buffer``, ``size``), the bytes
+    held back when a response passes (``pending``), the ``reply`` and, for a request not planned
+    before the app, its plan (``rq``, see :meth:`request`) are made only when a response is
+    held. ``server_write`` is set once the start has gone to the server (mode ``_PASS``).
+    """
 
     __slots__ = (
         "buffer",
@@ -266,22 +320,55 @@ class _Exchange:
         "size",
         "status",
         "status_line",
+        "target",
     )
 
-    def __init__(self, runtime: Runtime, rq: RequestPlan, server_start: StartResponse) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        rq: RequestPlan | None,
+        target: Target | None,
+        server_start: StartResponse,
+    ) -> None:
         self.runtime = runtime
-        self.rq = rq
+        self.rq = rq  # None until the response is held (or the request needed a plan)
+        self.target = target  # when rq is None
         self.server_start = server_start
-        self.server_write: Write | None = None
         self.mode = _STARTING
-        self.status_line = ""
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.plan = _NO_PLAN
-        self.buffer: list[bytes] = []
-        self.size = 0
-        self.pending: list[bytes] = []
-        self.reply: Reply | None = None
+        self.buffer: list[bytes] | None = None
+        self.server_write: Write
+        self.pending: list[bytes] | None
+        self.reply: Reply
+        self.size: int
+        self.status_line: str
+        self.status: int
+        self.headers: list[tuple[str, str]]
+        self.plan: ResponsePlan
+
+    def request(self) -> RequestPlan:
+        """The request's plan, made now if it was not needed before the app was called.
+
+        Such a request is a GET or HEAD without ``Range`` or validators (headers: none to
+        read), or another method (headers: not read).
+        """
+        rq = self.rq
+        if rq is None:
+            assert self.target is not None
+            method, path, host, query, client = self.target
+            try:
+                rq = self.runtime.plan_request(
+                    method,
+                    str(host),
+                    path,
+                    str(query),
+                    [],  # none to read: see above
+                    client=client,
+                )
+            except Exception:
+                logger.exception("safemedia: error planning a request; stripping all validators")
+                rq = http.conservative_plan(method, path)
+            self.rq = rq
+        return rq
 
     # --- what the app calls -------------------------------------------------------------------
 
@@ -293,7 +380,7 @@ class _Exchange:
     ) -> Write:
         if exc_info is not None:
             try:
-                if self.server_write is not None:
+                if self.mode is _PASS:
                     # Already forwarded: the server re-raises if its headers went out.
                     self.server_write = self.server_start(status, headers, exc_info)
                     self.status_line, self.headers = status, list(headers)
@@ -303,23 +390,23 @@ class _Exchange:
             self._restart()
         elif self.mode is not _STARTING:
             raise AssertionError("start_response called a second time without exc_info")
-        self.status_line, self.headers = status, list(headers)
-        self.status = _status_code(status)
-        if not self.status:
+        self.status_line, self.headers = status, headers = status, list(headers)
+        self.status = code = _status_code(status)
+        if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
+        rq = self.rq
+        if rq is None:
+            assert self.target is not None
+            rq = http.unplanned(self.target[0])
         try:
-            plan = http.plan_response(
-                self.rq,
-                self.status,
-                http.headers_from_wsgi(headers),
-                self.runtime.config,
-                sniff_labelled=True,
-            )
+            plan = http.plan_response(rq, code, headers, self.runtime.config, sniff_labelled=True)
         except Exception:  # headers a server would refuse too: fail closed, recorded
-            logger.exception("safemedia: unreadable response headers for %s", self.rq.request.url)
+            logger.exception(
+                "safemedia: unreadable response headers for %s", self.request().request.url
+            )
             plan = ResponsePlan(
                 _ACT_UNINSPECTABLE,
-                self.status,
+                code,
                 reason=Reason.UNDECODABLE,
                 detail="unreadable response headers",
             )
@@ -331,12 +418,12 @@ class _Exchange:
     def _write(self, data: bytes) -> None:
         if self.mode is not _PASS:
             self._take(data)  # held; once it passes, what was held goes out at once
-            if not self._decided() or self.mode is _REPLY:
+            if self.mode is not _PASS:
                 return
             data = b""
-        assert self.server_write is not None
-        while self.pending:
-            self.server_write(self.pending.pop(0))
+        pending = self.pending
+        while pending:
+            self.server_write(pending.pop(0))
         if data:
             self.server_write(data)
 
@@ -350,7 +437,7 @@ class _Exchange:
             self._uninspectable(None, "")
         else:
             self.mode = _SNIFF if plan.action is _ACT_SNIFF else _INSPECT
-            if self.mode is _INSPECT and self.size > plan.limit:
+            if self.mode is _INSPECT and self.buffer is not None and self.size > plan.limit:
                 self._too_large()
         return self._write
 
@@ -358,13 +445,11 @@ class _Exchange:
         wsgi_headers = self.headers if headers is None else http.headers_to_wsgi(headers)
         self.server_write = self.server_start(self.status_line, wsgi_headers)
         self.mode = _PASS
-        if not self.buffer:
-            return self.server_write
-        self.pending, self.buffer, self.size = self.buffer, [], 0
-        return self._write
+        self.pending, self.buffer = self.buffer, None  # what was held goes out first
+        return self._write if self.pending else self.server_write
 
     def _uninspectable(self, reason: Reason | None, detail: str) -> None:
-        reply = self.runtime.conclude_uninspectable(self.rq, self.plan, reason, detail)
+        reply = self.runtime.conclude_uninspectable(self.request(), self.plan, reason, detail)
         if reply is None:  # allowed by config: the original goes on as it is
             self._forward(None)
         else:
@@ -377,23 +462,29 @@ class _Exchange:
     def _answer(self, reply: Reply) -> None:
         self.reply = reply
         self.mode = _REPLY
-        self.buffer, self.size = [], 0
+        self.buffer = None
 
     def _take(self, data: bytes) -> None:
         """Body bytes from the app (its iterable, or ``write`` before the response passes)."""
         mode = self.mode
         if mode is _PASS:
             if data:
+                if self.pending is None:
+                    self.pending = []
                 self.pending.append(data)
             return
         if mode is _REPLY or not data:
             return
         if mode is _STARTING:
             raise AssertionError("the application sent a body before calling start_response")
-        self.buffer.append(bytes(data))
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = []
+            self.size = 0
+        buffer.append(bytes(data))
         self.size += len(data)
         if mode is _SNIFF:
-            prefix = b"".join(self.buffer)
+            prefix = buffer[0] if len(buffer) == 1 else b"".join(buffer)
             if not http.sniff_needs_more(self.plan, prefix):
                 self._enter(http.plan_after_sniff(self.plan, prefix))
         elif self.size > self.plan.limit:
@@ -404,12 +495,18 @@ class _Exchange:
         if self.mode is _STARTING:
             raise AssertionError("the application returned without calling start_response")
         if self.mode is _SNIFF:
-            self._enter(http.plan_after_sniff(self.plan, b"".join(self.buffer)))
+            self._enter(http.plan_after_sniff(self.plan, b"".join(self.buffer or ())))
         if self.mode is _INSPECT:
-            body = b"".join(self.buffer)
-            self.buffer, self.size = [], 0
-            headers = http.headers_from_wsgi(self.headers)
-            self._answer(self.runtime.conclude(self.rq, self.plan, self.status, headers, body))
+            rq = self.request()
+            try:
+                headers = http.headers_from_wsgi(self.headers)  # only an image's are converted
+            except Exception:  # headers a server would refuse too: fail closed, recorded
+                logger.exception("safemedia: unreadable response headers for %s", rq.request.url)
+                self._uninspectable(Reason.UNDECODABLE, "unreadable response headers")
+                return
+            body = b"".join(self.buffer or ())
+            self.buffer = None
+            self._answer(self.runtime.conclude(rq, self.plan, self.status, headers, body))
 
     def _decided(self) -> bool:
         return self.mode is _PASS or self.mode is _REPLY
@@ -417,19 +514,18 @@ class _Exchange:
     def _restart(self) -> None:
         """``start_response`` again with ``exc_info`` before anything was forwarded."""
         self.mode = _STARTING
-        self.buffer, self.size, self.pending = [], 0, []
-        self.reply = None
+        self.buffer = self.pending = None
 
     # --- what the server gets -----------------------------------------------------------------
 
     def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
         """What to return to the server for the app's ``result``."""
-        if self.mode is _SNIFF and not self.buffer:
+        if self.mode is _SNIFF and self.buffer is None:
             head = _peek(result)
             if head is not None:  # a list or a file: its first bytes decide, nothing consumed
                 plan = http.plan_after_sniff(self.plan, head)
                 if plan.action is _ACT_PASS and plan.headers is None:  # the common case
-                    self.plan, self.mode = plan, _PASS
+                    self.plan, self.mode, self.pending = plan, _PASS, None
                     self.server_write = self.server_start(self.status_line, self.headers)
                     return result  # untouched: file_wrapper and all
                 self._enter(plan)
@@ -446,14 +542,14 @@ class _Exchange:
                         break
                 else:
                     self._end()
-            if self.mode is _REPLY and self.reply is not None:
+            if self.mode is _REPLY:
                 reply = self.reply
                 line = _status_line(reply.status, self.status_line)
                 self.server_start(line, http.headers_to_wsgi(reply.headers))
                 return [reply.body]
             handed_on = True
-            held, self.pending = self.pending, []  # later write() calls go straight out
-            return _Passing(result, itertools.chain(held, iterator or iter(result)))
+            held, self.pending = self.pending, None  # later write() calls go straight out
+            return _Passing(result, itertools.chain(held or (), iterator or iter(result)))
         finally:
             if not handed_on:
                 _close(result)
