@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -309,18 +309,34 @@ def test_a_large_image_found_clean_sent_whole_is_answered_without_a_worker_threa
     assert len(BIG_CLEAN) > 3 * LOOP_DIGEST_BYTES  # so more than one slice
 
 
-def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
+def text_or_image_app(on_start: Callable[[], object] = lambda: None, parts: int = 1) -> Any:
+    """``/text``: a text response; ``/listed.jpg``: BIG_LISTED; any other path: BIG_CLEAN in
+    ``parts`` body messages, sent without a pause. ``on_start`` runs between an image's start
+    and its body."""
+
     async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == "/text":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"hello"})
             return
+        body = BIG_LISTED if scope["path"] == "/listed.jpg" else BIG_CLEAN
         headers = [(b"content-type", b"image/png")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": BIG_CLEAN})  # one message
+        on_start()
+        step = -(-len(body) // parts)
+        for i in range(0, len(body), step):
+            more = i + step < len(body)
+            await send(
+                {"type": "http.response.body", "body": body[i : i + step], "more_body": more}
+            )
 
+    return app
+
+
+@pytest.mark.parametrize("parts", [1, 16], ids=["whole", "in-parts-sent-at-once"])
+def test_other_requests_are_served_between_the_slices_of_a_large_body(parts: int) -> None:
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    wrapped = SafeMediaMiddleware(text_or_image_app(parts=parts), runtime=rt)
     assert call(wrapped, "/big.png").status == 200  # scanned: cached clean from now on
     finished: list[str] = []
 
@@ -338,21 +354,11 @@ def test_other_requests_are_served_between_the_slices_of_a_large_body() -> None:
 
 
 def test_under_trio_large_images_are_digested_in_slices_and_checked() -> None:
-    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/text":
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"hello"})
-            return
-        body = BIG_LISTED if scope["path"] == "/listed.jpg" else BIG_CLEAN
-        headers = [(b"content-type", b"image/png")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        sending.set()  # no checkpoint until the middleware yields while checking the body
-        await send({"type": "http.response.body", "body": body})
-
+    sending = trio.Event()  # set as the image body is sent: no checkpoint until the
+    # middleware yields while checking it
     rt = CountingRuntime(with_list(Config(), BIG_LISTED), recorder=MemoryRecorder())
-    wrapped = SafeMediaMiddleware(app, runtime=rt)
+    wrapped = SafeMediaMiddleware(text_or_image_app(lambda: sending.set()), runtime=rt)
     finished: list[tuple[str, int]] = []
-    sending = trio.Event()
 
     async def fetch(path: str) -> None:
         finished.append((path, (await acall(wrapped, http_scope(path))).status))
@@ -527,6 +533,19 @@ def test_the_digest_made_as_parts_arrive_is_the_sha256_of_the_whole_body(
     assert (so_far is None) == any(len(c) > LOOP_DIGEST_BYTES for c in chunks)
     assert held.digest() == hashlib.sha256(body).hexdigest()
     assert held.digest_so_far() == hashlib.sha256(body).hexdigest()
+
+
+def test_the_digest_made_as_parts_arrive_is_counted_until_the_loop_turns() -> None:
+    held = HeldBody()
+    for chunk in (b"a" * 1000, b"", b"b" * LOOP_DIGEST_BYTES):
+        held.add(chunk)
+    assert held.step == held.fed == 1000 + LOOP_DIGEST_BYTES
+    asyncio.run(held.turn())
+    assert held.step == 0
+    held.add(b"c" * 10)
+    assert held.step == 10
+    assert trio.run(held.turn) is None
+    assert held.step == 0
 
 
 def test_the_digest_survives_joining_the_held_parts_for_sniffing() -> None:

@@ -14,10 +14,12 @@ Each request gets a responder that holds ``http.response.start`` until the polic
 (:mod:`safemedia.http`) has decided: non-image responses are passed on at once and streamed;
 images are buffered (up to ``max_body_bytes``, across ``more_body`` messages and
 ``http.response.pathsend``) and checked in the runtime's worker threads. Only SHA-256, in
-bounded steps, runs on the event loop (:class:`~safemedia.runtime.HeldBody`): each body part of
-at most 256 KiB (``LOOP_DIGEST_BYTES``) is digested as it arrives, and what larger parts leave
-is digested when the body is complete, in slices of at most 256 KiB with a yield to the loop
-between slices (a file sent with ``pathsend`` is digested in the worker thread that reads it).
+bounded steps, runs on the event loop (:class:`~safemedia.runtime.HeldBody`): body parts of at
+most 256 KiB (``LOOP_DIGEST_BYTES``) are digested as they arrive, with a yield to the loop
+before a part that would take one loop step's digest over 256 KiB (an app sending many parts
+without a pause), and what larger parts leave is digested when the body is complete, in slices
+of at most 256 KiB with a yield to the loop between slices (a file sent with ``pathsend`` is
+digested in the worker thread that reads it).
 A body whose digest the verdict cache already holds as clean is then answered on the loop, no
 worker thread; any other body goes to a worker with its digest, which is not made again there.
 Decoding and perceptual hashing never run on the loop.
@@ -46,7 +48,7 @@ from safemedia.http import (
     sniff_needs_more,
     unplanned,
 )
-from safemedia.runtime import HeldBody, Runtime
+from safemedia.runtime import LOOP_DIGEST_BYTES, HeldBody, Runtime
 from safemedia.verdict import Reason
 
 __all__ = ["SafeMediaMiddleware"]
@@ -206,7 +208,10 @@ class _Responder:
                     and message.get("more_body", False)
                 ):
                     buffer = self._held()  # an image chunk: held, no coroutine per chunk
-                    buffer.add(message.get("body", b""))
+                    body = message.get("body", b"")
+                    if buffer.step and buffer.step + len(body) > LOOP_DIGEST_BYTES:
+                        await buffer.turn()  # as a full socket would: the loop runs first
+                    buffer.add(body)
                     if buffer.size <= plan.limit:
                         return
                     await self._progress(more=True)
@@ -274,7 +279,10 @@ class _Responder:
     async def _on_held(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
-            self._held().add(message.get("body", b""))
+            held, body = self._held(), message.get("body", b"")
+            if held.step and held.step + len(body) > LOOP_DIGEST_BYTES:
+                await held.turn()  # this loop step digested its share already
+            held.add(body)
             await self._progress(more=bool(message.get("more_body", False)))
         elif kind in ("http.response.pathsend", "http.response.zerocopysend"):
             await self._read_file(message)

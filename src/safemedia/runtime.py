@@ -133,32 +133,35 @@ def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Sc
 
 
 LOOP_DIGEST_BYTES = 256 * 1024
-"""Most bytes of a held body digested on an event loop in one step (:class:`HeldBody`).
+"""Most bytes of a held body digested on an event loop in one loop step (:class:`HeldBody`).
 
 SHA-256 runs at about 1.8 GB/s here, so 256 KiB is at most ~150 us of event-loop time: about
-what uvicorn spends on the loop for one plain request. A body part of at most this size is
-digested as it arrives (:meth:`HeldBody.add`); a larger one is digested at the end of the body
-in slices of at most this size (:meth:`HeldBody.digest_step`), the loop free to run other tasks
-between slices. That is cheaper for the request than the alternative, a hop to a worker thread
-and back (~50-120 us) *plus* the same digest there, which runs ~5-10% slower on a thread other
-than the one that made the body. Decoding and perceptual hashing never run on the loop."""
+what uvicorn spends on the loop for one plain request. Body parts of at most this size are
+digested as they arrive, and once this much was digested since the loop last turned, the
+adapter lets it turn (:meth:`HeldBody.turn`) before taking the next part, as a full socket
+would; a larger part is digested when the body is complete, in slices of at most this size,
+the loop free to run other tasks between slices (:meth:`HeldBody.digest_on_loop`). That is
+cheaper for the request than the alternative, a hop to a worker thread and back (~50-120 us)
+*plus* the same digest there, which runs ~5-10% slower on a thread other than the one that made
+the body. Decoding and perceptual hashing never run on the loop."""
 
 
 class HeldBody:
     """An image body held for checking: the chunks as they arrived, and their SHA-256 so far.
 
     :meth:`add` digests each chunk of at most :data:`LOOP_DIGEST_BYTES` as it arrives, on the
-    calling thread (an event loop: every step is bounded, and the chunk is still in the caches
-    of the thread that made it). From the first larger chunk on, nothing more is digested
-    there: :meth:`digest_step` digests what is left in slices of at most
-    :data:`LOOP_DIGEST_BYTES` (memoryview slices, no copies), :meth:`digest_on_loop` does so
-    on an event loop with a yield between slices, or :meth:`digest` all at once (in a worker
-    thread). Each continues the same hasher: nothing is digested twice. A content-encoded body
-    (``rp.encodings``) is not digested as it arrives: its verdict is keyed by the digest of the
-    decoded body.
+    calling thread (an event loop, where the chunk is still in the caches of the thread that
+    made it), counting the bytes in :attr:`step`; an async caller awaits :meth:`turn` before a
+    chunk that would take :attr:`step` over :data:`LOOP_DIGEST_BYTES`. From the first larger
+    chunk on, nothing more is digested there: :meth:`digest_on_loop` digests what is left on
+    an event loop in slices of at most :data:`LOOP_DIGEST_BYTES` (memoryview slices, no
+    copies), the loop running its other work between slices; :meth:`digest_step` is one such
+    slice, :meth:`digest` all of it at once (in a worker thread). Each continues the same
+    hasher: nothing is digested twice. A content-encoded body (``rp.encodings``) is not
+    digested as it arrives: its verdict is keyed by the digest of the decoded body.
     """
 
-    __slots__ = ("_base", "_next", "_sha", "chunks", "fed", "size")
+    __slots__ = ("_base", "_next", "_sha", "chunks", "fed", "size", "step")
 
     def __init__(self, rp: ResponsePlan | None = None) -> None:
         self.chunks: list[bytes] = []
@@ -167,6 +170,7 @@ class HeldBody:
         self._sha = hashlib.sha256()
         self._next = 0  # index of the first chunk not wholly digested (digest_step) ...
         self._base = 0  # ... and the body offset it starts at
+        self.step = 0  # bytes add() digested since the last turn()
 
     def add(self, chunk: bytes) -> None:
         if chunk:
@@ -176,7 +180,21 @@ class HeldBody:
             if self.fed == self.size and len(chunk) <= LOOP_DIGEST_BYTES:
                 self._sha.update(chunk)
                 self.fed += len(chunk)
+                self.step += len(chunk)
             self.size += len(chunk)
+
+    async def turn(self) -> None:
+        """Let the running event loop run its other ready tasks and I/O (asyncio, or trio
+        through anyio), and start counting :attr:`step` again."""
+        self.step = 0
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio)
+            import anyio.lowlevel
+
+            await anyio.lowlevel.checkpoint()
+            return
+        await asyncio.sleep(0)
 
     def value(self) -> bytes:
         """The body as one bytes object (joined once, for sniffing and small bodies)."""
@@ -221,8 +239,9 @@ class HeldBody:
         Under asyncio each further slice is a loop callback (``call_soon``) and the caller
         awaits one future: resuming the caller's task for every slice would pass through all
         its coroutine frames each time (a deep ASGI stack: ~1.5 us a slice more). Under trio
-        (through anyio) the caller checkpoints between slices."""
-        if self.digest_step():
+        (through anyio) the caller checkpoints between slices. The first slice also waits for
+        the loop's next turn, so no slice shares a step with the work that came before it."""
+        if self.fed == self.size:  # all digested as it arrived: nothing to wait for
             return
         try:
             loop = asyncio.get_running_loop()
