@@ -15,9 +15,10 @@ Measures (medians of interleaved rounds; figures go to docs/performance.md):
    step the event loop runs while serving the 3.8 MB JPEG (a ticker task's gaps);
 2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
-   large JPEGs (verdict cache off, so every fetch is decoded and hashed; sent in 64 KiB parts,
-   so each part is digested on the event loop as it arrives; ``--large whole``: one message),
-   and the same load on the bare app as the baseline;
+   large JPEGs (verdict cache off, so every fetch is decoded and hashed; sent in 64 KiB parts
+   without a pause, digested on the event loop as they arrive, with a loop turn every 256 KiB;
+   ``--large whole``: one message, digested on the loop in 256 KiB slices with a loop turn
+   between slices), and the same load on the bare app as the baseline;
 4. 50 concurrent requests for one uncached image: how many scans were computed.
 """
 
