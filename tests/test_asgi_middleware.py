@@ -548,6 +548,27 @@ def test_the_digest_made_as_parts_arrive_is_counted_until_the_loop_turns() -> No
     assert held.step == 0
 
 
+def test_a_digest_on_the_loop_stops_when_its_request_is_cancelled() -> None:
+    held = HeldBody()
+    held.add(b"x" * (10 * LOOP_DIGEST_BYTES))
+
+    async def cancel_midway() -> tuple[int, int]:
+        task = asyncio.ensure_future(held.digest_on_loop())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        at_cancel = held.fed
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return at_cancel, held.fed
+
+    at_cancel, later = asyncio.run(cancel_midway())
+    assert 0 < at_cancel < held.size  # part way through ...
+    assert later == at_cancel  # ... and no slice after it
+
+
 def test_the_digest_survives_joining_the_held_parts_for_sniffing() -> None:
     held = HeldBody()
     for chunk in (b"a" * 10, b"b" * (LOOP_DIGEST_BYTES + 5)):
