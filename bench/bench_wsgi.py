@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import io
 import os
@@ -193,46 +194,49 @@ WORKERS = {
 }
 
 
-def throughput(worker: str, rounds: int, seconds: float) -> dict[str, float]:
+def throughput(
+    worker: str, rounds: int, seconds: float, other: Path | None = None
+) -> dict[str, float]:
     """Requests/s through gunicorn for the bare and the wrapped Flask app, and for a second bare
     server (the control: what two identical servers differ by on this machine right now).
 
-    The three are loaded in turn, the order rotating every round. Also the worker's CPU time a
-    request (from /proc), and the medians of the per-round ratios to the bare server (each round
-    ran within a few seconds, so a shift in the machine's load counts less than in the ratio of
-    the medians).
+    The servers are loaded in turn, the order rotating every round. Also the worker's CPU time
+    a request (from /proc), and the medians of the per-round ratios to the bare server (each
+    round ran within a few seconds, so a shift in the machine's load counts less than in the
+    ratio of the medians). ``other``: the root of another source tree of safemedia (a version
+    before a change, say); its wrapped app is a fourth server, ``other``.
     """
     options, load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
     command += [*options, "--log-level", "warning"]
-    tags = ("bare", "wrapped", "control")
-    rates: dict[str, list[float]] = {tag: [] for tag in tags}
-    cpu: dict[str, list[float]] = {tag: [] for tag in tags}
-    with tempfile.TemporaryDirectory() as tmp:
+    apps = {"bare": "bare()", "wrapped": "wrapped()", "control": "bare()"}
+    if other is not None:
+        apps["other"] = "wrapped()"
+    rates: dict[str, list[float]] = {tag: [] for tag in apps}
+    cpu: dict[str, list[float]] = {tag: [] for tag in apps}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
         toml.write_text('[safemedia]\nhash_lists = ["list.txt"]\nstore = "memory:"\n')
-        env = {"SAFEMEDIA_CONFIG": str(toml)}
-        with (
-            serve([*command, "bench.wsgi_apps:bare()"], env=env, cwd=ROOT) as bare,
-            serve([*command, "bench.wsgi_apps:wrapped()"], env=env, cwd=ROOT) as wrapped,
-            serve([*command, "bench.wsgi_apps:bare()"], env=env, cwd=ROOT) as control,
-        ):
-            servers = [
-                (tags[i], s.port, _worker_pid(s.process.pid))
-                for i, s in enumerate((bare, wrapped, control))
-            ]
-            for _, port, _ in servers:
-                asyncio.run(load(port, 0.5, 4))
-            for r in range(rounds):
-                turn = r % len(servers)
-                for tag, port, pid in servers[turn:] + servers[:turn]:
-                    before = _cpu_seconds(pid)
-                    rate, done = asyncio.run(load(port, seconds, 4))
-                    rates[tag].append(rate)
-                    cpu[tag].append((_cpu_seconds(pid) - before) / max(done, 1))
+        servers = []
+        for tag, app in apps.items():
+            env = {"SAFEMEDIA_CONFIG": str(toml)}
+            if tag == "other" and other is not None:
+                env["PYTHONPATH"] = os.pathsep.join([str(other / "src"), str(other)])
+            cwd = other if tag == "other" else ROOT
+            s = stack.enter_context(serve([*command, f"bench.wsgi_apps:{app}"], env=env, cwd=cwd))
+            servers.append((tag, s.port, _worker_pid(s.process.pid)))
+        for _, port, _ in servers:
+            asyncio.run(load(port, 0.5, 4))
+        for r in range(rounds):
+            turn = r % len(servers)
+            for tag, port, pid in servers[turn:] + servers[:turn]:
+                before = _cpu_seconds(pid)
+                rate, done = asyncio.run(load(port, seconds, 4))
+                rates[tag].append(rate)
+                cpu[tag].append((_cpu_seconds(pid) - before) / max(done, 1))
     result = {tag: statistics.median(values) for tag, values in rates.items()}
-    for tag in tags:
+    for tag in apps:
         result[f"{tag} cpu"] = statistics.median(cpu[tag])
         ratios = [x / b for b, x in zip(rates["bare"], rates[tag], strict=True)]
         result[f"{tag} paired"] = statistics.median(ratios)
@@ -250,13 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=("process", "servers"), help="only the in-process or the gunicorn part"
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="TREE",
+        help="also serve the wrapped app from this safemedia source tree (e.g. a `git archive` "
+        "of the version before a change)",
+    )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"load {os.getloadavg()}\n")
     if args.only != "servers":
         in_process(rounds, calls)
     if args.only != "process":
-        servers(args.server_rounds or (6 if args.quick else 12), 1.0 if args.quick else 2.0)
+        rounds = args.server_rounds or (6 if args.quick else 12)
+        servers(rounds, 1.0 if args.quick else 2.0, args.compare_with)
     return 0
 
 
@@ -283,7 +295,7 @@ def in_process(rounds: int, calls: int) -> None:
     )
 
 
-def servers(rounds: int, seconds: float) -> None:
+def servers(rounds: int, seconds: float, other: Path | None = None) -> None:
     """Print the gunicorn table."""
     us = 1e6
     print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients), {rounds} rounds")
@@ -293,9 +305,10 @@ def servers(rounds: int, seconds: float) -> None:
     print(" control: a 2nd bare server, ratio / per-round | worker CPU a request, bare /", end="")
     print(" wrapped | target |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    spreads = []
+    spreads: list[str] = []
+    others: list[str] = []
     for worker in WORKERS:
-        t = throughput(worker, rounds, seconds)
+        t = throughput(worker, rounds, seconds, other)
         print(
             f"| {worker} | {t['bare']:.0f} req/s | {t['wrapped']:.0f} req/s "
             f"| {t['wrapped'] / t['bare']:.3f} | {t['wrapped paired']:.3f} "
@@ -306,7 +319,15 @@ def servers(rounds: int, seconds: float) -> None:
             f"{worker}: wrapped {t['wrapped q1']:.3f}-{t['wrapped q3']:.3f}, "
             f"control {t['control q1']:.3f}-{t['control q3']:.3f}"
         )
+        if other is not None:
+            others.append(
+                f"{worker}: {t['other'] / t['bare']:.3f} / {t['other paired']:.3f} "
+                f"(quartiles {t['other q1']:.3f}-{t['other q3']:.3f}), "
+                f"worker CPU a request {t['other cpu'] * us:.0f} us"
+            )
     print("\nper-round ratios to the bare server, interquartile range:", "; ".join(spreads))
+    if other is not None:
+        print(f"\nthe wrapped app from {other}, ratio / per-round:", "; ".join(others))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 

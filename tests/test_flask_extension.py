@@ -12,7 +12,7 @@ import pytest
 from flask import Flask, Response
 from werkzeug.test import EnvironBuilder
 
-from safemedia import Config, ConfigError
+from safemedia import Config, ConfigError, wsgi
 from safemedia.contrib import config_from_setting
 from safemedia.contrib.flask import SafeMedia
 from safemedia.runtime import Runtime
@@ -147,7 +147,17 @@ def test_a_flask_page_reaches_the_server_as_flasks_own_unread_iterable() -> None
     closing.close()
 
 
-def test_flask_bodies_labelled_as_text_are_checked_whether_listed_or_streamed() -> None:
+@pytest.mark.parametrize("reader", ["referents", "frame"])
+def test_flask_bodies_labelled_as_text_are_checked_whether_listed_or_streamed(
+    reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # werkzeug's body list is read from its unstarted generator either way: the generator's
+    # referents (CPython, checked by a probe when werkzeug is first seen) or its frame's locals
+    wsgi._find_werkzeug_encoder()
+    if reader == "frame":
+        monkeypatch.setattr(wsgi, "_encoder_iterable", wsgi._frame_iterable)
+    else:
+        assert wsgi._encoder_iterable is wsgi._last_referent
     app = labelled_app()
     SafeMedia(app, runtime=runtime())
     client = app.test_client()

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from http import HTTPStatus
 from types import CodeType
@@ -198,16 +199,35 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
     """The first bytes of a body that can be read without consuming it: a list or tuple of
     chunks, the chunk list inside a werkzeug ``ClosingIterator`` (what Flask returns), or the
     file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``, werkzeug's
-    ``file``); else None."""
+    ``file``); else None.
+
+    A Flask or werkzeug response returns ``ClosingIterator(_iter_encoded(response.response))``,
+    whose ``_next`` is ``partial(next, generator)``; when that generator is werkzeug's and has
+    not started, the list or tuple it iterates is the body (``str`` chunks are UTF-8 encoded).
+    Anything else (a streamed response, another iterator): None, and the body is read as it
+    comes.
+    """
     kind = type(result)
     if kind is list or kind is tuple:
         return _head(result, text=False)  # type: ignore[arg-type]
-    step = getattr(result, "_next", None)
-    if step is not None:
-        chunks = _werkzeug_chunks(step)
-        return None if chunks is None else _head(chunks, text=True)
-    filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
-    return peek_file(filelike, http.SNIFF_BYTES)
+    step: Any = getattr(result, "_next", None)
+    if step is None:
+        filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
+        return peek_file(filelike, http.SNIFF_BYTES)
+    if type(step) is not _partial or step.func is not next or len(step.args) != 1:
+        return None
+    generator = step.args[0]
+    if (
+        type(generator) is not _Generator
+        or generator.gi_code is not (_werkzeug_encoder or _find_werkzeug_encoder())
+        or generator.gi_suspended
+        or generator.gi_running
+    ):
+        return None  # not werkzeug's, or already started
+    chunks = _encoder_iterable(generator)
+    if type(chunks) is list or type(chunks) is tuple:
+        return _head(chunks, text=True)
+    return None
 
 
 def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
@@ -228,39 +248,42 @@ def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
     return head
 
 
-_werkzeug_encoder: list[CodeType] = []  # the code of werkzeug's _iter_encoded, once seen
+_partial = functools.partial
+_Generator = types.GeneratorType
+_werkzeug_encoder: CodeType | None = None  # the code of werkzeug's _iter_encoded, once seen
 
 
-def _werkzeug_chunks(step: object) -> list[Any] | tuple[Any, ...] | None:
-    """The list of chunks a werkzeug ``ClosingIterator`` is about to send, untouched.
-
-    ``step`` is its ``_next``. A Flask or werkzeug response returns
-    ``ClosingIterator(_iter_encoded(response.response))``, whose ``_next`` is
-    ``partial(next, generator)``; when that generator has not started and iterates a list or
-    tuple, that list is the body (``str`` chunks are UTF-8 encoded). Anything else (a streamed
-    response, another iterator): None, and the body is read as it comes.
-    """
-    if type(step) is not functools.partial or step.func is not next:
-        return None
-    args = step.args
-    generator = args[0] if len(args) == 1 else None
-    if type(generator) is not types.GeneratorType:
-        return None
-    code = _werkzeug_encoder[0] if _werkzeug_encoder else _find_werkzeug_encoder()
-    if generator.gi_code is not code or generator.gi_suspended or generator.gi_running:
-        return None  # not werkzeug's, or already started
+def _frame_iterable(generator: Any) -> object:
+    """The ``iterable`` argument of an unstarted ``_iter_encoded`` generator, from its frame."""
     frame = generator.gi_frame  # None once finished
-    chunks = None if frame is None else frame.f_locals.get("iterable")
-    return chunks if type(chunks) is list or type(chunks) is tuple else None
+    return None if frame is None else frame.f_locals.get("iterable")
+
+
+def _last_referent(generator: Any) -> object:
+    """The same, without making a frame object and its locals (it costs ~2 us a Flask
+    request in a server's cold caches): CPython lists an unstarted generator's arguments last
+    among its referents. Used only once a probe showed it (:func:`_find_werkzeug_encoder`)."""
+    found = gc.get_referents(generator)
+    return found[-1] if found else None
+
+
+_encoder_iterable: Callable[[Any], object] = _frame_iterable
 
 
 def _find_werkzeug_encoder() -> CodeType | None:
-    """The code of werkzeug's ``_iter_encoded`` (kept once found), or None."""
+    """The code of werkzeug's ``_iter_encoded`` (kept once found), or None; also picks how its
+    argument is read (:func:`_last_referent` if a probe generator gives its list back)."""
+    global _werkzeug_encoder, _encoder_iterable
     encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
     if not isinstance(encoder, types.FunctionType):
         return None
-    _werkzeug_encoder.append(encoder.__code__)
-    return encoder.__code__
+    probe_body: list[bytes] = []
+    probe = encoder(probe_body)
+    if type(probe) is _Generator and _last_referent(probe) is probe_body:
+        _encoder_iterable = _last_referent
+    probe.close()
+    _werkzeug_encoder = encoder.__code__
+    return _werkzeug_encoder
 
 
 def _close(result: Iterable[bytes]) -> None:
@@ -391,7 +414,7 @@ class _Exchange:
         elif self.mode is not _STARTING:
             raise AssertionError("start_response called a second time without exc_info")
         self.status_line, self.headers = status, headers = status, list(headers)
-        self.status = code = _status_code(status)
+        self.status = code = _STATUS_CODES.get(status) or _status_code(status)
         if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
         rq = self.rq
