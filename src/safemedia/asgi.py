@@ -186,7 +186,7 @@ class _Responder:
             try:
                 if message["type"] == "http.response.body":
                     body = message.get("body", b"")
-                    if not sniff_image(body[:SNIFF_BYTES]) and (
+                    if not sniff_image(body) and (
                         not message.get("more_body", False) or not sniff_needs_more(self.plan, body)  # type: ignore[arg-type]
                     ):
                         self.state = _PASSING
