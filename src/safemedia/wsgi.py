@@ -128,8 +128,12 @@ def request_path(environ: Any) -> str:
     """``SCRIPT_NAME + PATH_INFO`` of a WSGI environ, decoded as UTF-8 (PEP 3333 carries it as
     latin-1): the path of the request's blocked-URL key."""
     get = environ.get
-    script, info = get("SCRIPT_NAME", ""), get("PATH_INFO", "")
-    path = script + info if type(script) is str and type(info) is str else f"{script}{info}"
+    try:
+        path = get("SCRIPT_NAME", "") + get("PATH_INFO", "")
+    except TypeError:  # not str (a server bug): as str() reads them
+        path = f"{get('SCRIPT_NAME', '')}{get('PATH_INFO', '')}"
+    if type(path) is not str:  # both bytes, say
+        path = f"{get('SCRIPT_NAME', '')}{get('PATH_INFO', '')}"
     if not path.isascii():  # ASCII reads the same either way
         with contextlib.suppress(UnicodeEncodeError):  # else a server already decoded it
             path = path.encode("latin-1").decode("utf-8", "replace")
@@ -224,8 +228,10 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
         or generator.gi_running
     ):
         return None  # not werkzeug's, or already started
-    chunks = _encoder_iterable(generator)
+    chunks: Any = _encoder_iterable(generator)
     if type(chunks) is list or type(chunks) is tuple:
+        if len(chunks) == 1 and type(chunks[0]) is bytes:  # the common case: one chunk
+            return chunks[0][: http.SNIFF_BYTES]
         return _head(chunks, text=True)
     return None
 
@@ -413,7 +419,8 @@ class _Exchange:
             self._restart()
         elif self.mode is not _STARTING:
             raise AssertionError("start_response called a second time without exc_info")
-        self.status_line, self.headers = status, headers = status, list(headers)
+        self.status_line = status
+        self.headers = headers = list(headers)
         self.status = code = _STATUS_CODES.get(status) or _status_code(status)
         if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
