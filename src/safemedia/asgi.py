@@ -36,6 +36,7 @@ from typing import Any
 from safemedia.config import Config
 from safemedia.http import (
     SNIFF_BYTES,
+    UNPLANNED,
     Reply,
     RequestPlan,
     ResponseAction,
@@ -158,24 +159,24 @@ class _Responder:
         "middleware",
         "plan",
         "rq",
-        "runtime",
         "scope",
         "send_next",
         "start",
         "state",
     )
 
+    start: Message  # the app's http.response.start, held
+    plan: ResponsePlan  # the decision on the response's headers (then on its first bytes)
+
     def __init__(
         self, middleware: SafeMediaMiddleware, scope: Scope, rq: RequestPlan | None, send: Send
     ) -> None:
         self.middleware = middleware
-        self.runtime = middleware.runtime
         self.scope = scope
         self.rq = rq  # None until the response is held (or the request needed a plan)
         self.send_next = send
         self.state = _WAITING
-        self.start: Message | None = None
-        self.plan: ResponsePlan | None = None
+        # ``start`` and ``plan`` are set when the response starts, not before (slots left unset)
         self.buffer = _NO_BODY  # nothing held; a fresh HeldBody once a body chunk is held
 
     async def send(self, message: Message) -> None:
@@ -187,10 +188,10 @@ class _Responder:
                 if message["type"] == "http.response.body":
                     body = message.get("body", b"")
                     if not sniff_image(body) and (
-                        not message.get("more_body", False) or not sniff_needs_more(self.plan, body)  # type: ignore[arg-type]
+                        not message.get("more_body", False) or not sniff_needs_more(self.plan, body)
                     ):
                         self.state = _PASSING
-                        await self.send_next(self.start)  # type: ignore[arg-type]
+                        await self.send_next(self.start)
                         await self.send_next(message)
                         return
             except Exception:
@@ -201,7 +202,6 @@ class _Responder:
         elif state == _HOLDING:
             try:
                 plan = self.plan
-                assert plan is not None
                 if (
                     plan.action is _INSPECT
                     and message["type"] == "http.response.body"
@@ -229,10 +229,10 @@ class _Responder:
             rq = self.rq
             try:
                 plan = plan_response(
-                    unplanned(self.scope["method"]) if rq is None else rq,
+                    rq or UNPLANNED.get(method := self.scope["method"]) or unplanned(method),
                     message["status"],
                     message.get("headers") or [],
-                    self.runtime.config,
+                    self.middleware.runtime.config,
                     sniff_labelled=True,
                 )
             except Exception:
@@ -268,7 +268,7 @@ class _Responder:
         """An error in safemedia while ``doing`` something: logged, the block reply sent."""
         rq = self.request()
         logger.exception("safemedia: error %s %s", doing, rq.request.url)
-        await self._finish(self.runtime.block_reply(rq))
+        await self._finish(self.middleware.runtime.block_reply(rq))
 
     def _held(self) -> HeldBody:
         buffer = self.buffer
@@ -290,7 +290,6 @@ class _Responder:
 
     async def _progress(self, *, more: bool) -> None:
         plan = self.plan
-        assert plan is not None
         if plan.action is _SNIFF:
             if more and sniff_needs_more(plan, self.buffer.value()):
                 return
@@ -312,9 +311,8 @@ class _Responder:
         if not plan.encodings:  # what add() left (parts over 256 KiB): in bounded slices
             await held.digest_on_loop()
         start = self.start
-        assert start is not None
         status, headers, parts = start["status"], start.get("headers") or [], held.chunks
-        runtime = self.runtime
+        runtime = self.middleware.runtime
         rq = self.request()
         reply = runtime.conclude_cached(rq, plan, status, headers, parts, held=held)
         if reply is None:  # not known yet (or not digested here): a worker thread
@@ -326,23 +324,23 @@ class _Responder:
     async def _read_file(self, message: Message) -> None:
         """Bring a ``pathsend`` / ``zerocopysend`` file into the buffer (bounded)."""
         plan = self.plan
-        assert plan is not None
         room = plan.limit + 1 - self.buffer.size
         if plan.action is _SNIFF and not self.buffer.size:
-            head = await self.runtime.run_blocking(_read, message, SNIFF_BYTES)
+            head = await self.middleware.runtime.run_blocking(_read, message, SNIFF_BYTES)
             if plan_after_sniff(plan, head).action is _PASS:
                 await self._release(more=True)
                 await self.send_next(message)  # zero-copy kept for non-images
                 return
         # read and digested in one worker hop: nothing of the file is left to digest on the loop
-        await self.runtime.run_blocking(_read_into, self._held(), message, max(room, 0), plan)
+        await self.middleware.runtime.run_blocking(
+            _read_into, self._held(), message, max(room, 0), plan
+        )
         await self._progress(more=False)
 
     async def _uninspectable(self, reason: Reason | None, detail: str, *, more: bool) -> None:
         plan = self.plan
-        assert plan is not None
-        reply = await self.runtime.run_blocking(
-            self.runtime.conclude_uninspectable, self.request(), plan, reason, detail
+        reply = await self.middleware.runtime.run_blocking(
+            self.middleware.runtime.conclude_uninspectable, self.request(), plan, reason, detail
         )
         if reply is not None:
             await self._finish(reply)
@@ -352,7 +350,6 @@ class _Responder:
     async def _release(self, more: bool) -> None:
         """Send the held start and what was buffered, then pass the rest through."""
         start = self.start
-        assert start is not None
         self.state = _PASSING
         await self.send_next(start)
         if self.buffer.size or not more:

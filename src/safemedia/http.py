@@ -54,6 +54,7 @@ __all__ = [
     "NON_IMAGE_PATH_SUFFIXES",
     "RANGE_KEEPING_SUFFIXES",
     "SNIFF_BYTES",
+    "UNPLANNED",
     "Headers",
     "Judgement",
     "Reply",
@@ -298,6 +299,10 @@ def unplanned(method: str) -> RequestPlan:
     return _UNPLANNED_HEAD if method == "HEAD" or method.upper() == "HEAD" else _UNPLANNED
 
 
+UNPLANNED: dict[str, RequestPlan] = {}
+""":func:`unplanned` for the usual methods, filled below: a look-up costs less than a call."""
+
+
 def conservative_plan(method: str, path: str) -> RequestPlan:
     """A plan for a request that could not be planned: range and validators all stripped."""
     strip = frozenset({b"range", b"if-range", b"if-none-match", b"if-modified-since"})
@@ -417,6 +422,7 @@ class ResponsePlan:
 
 _UNPLANNED = RequestPlan(Request("GET", "", ""))
 _UNPLANNED_HEAD = RequestPlan(Request("HEAD", "", ""))
+UNPLANNED.update((m, unplanned(m)) for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
 _PASS = ResponsePlan(ResponseAction.PASS)
 _SNIFF = ResponseAction.SNIFF  # an enum member read through its class costs ~70 ns (3.11)
 _LABELLED_PLANS: dict[int, ResponsePlan] = {}

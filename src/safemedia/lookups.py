@@ -108,9 +108,9 @@ class StoreSet:
         """False when no key in the table is filed under ``term`` (by ``index``); True when
         one is, or when that cannot be told (no index, asking per key)."""
         state = self._state
-        if time.monotonic() >= state.check_at:
+        if time.monotonic() >= state[3]:  # check_at; by index: a field name costs more a call
             state = self._refresh(state)
-        terms = state.terms
+        terms = state[2]
         return terms is None or term in terms
 
     def _refresh(self, state: _SetState) -> _SetState:
