@@ -1,0 +1,138 @@
+"""Instructions a Flask text request costs in a gunicorn worker, counted by valgrind (callgrind).
+
+Usage::
+
+    python bench/bench_wsgi_instructions.py                      # ~5 minutes
+    python bench/bench_wsgi_instructions.py --compare-with TREE  # also TREE's wrapped app
+
+The WSGI counterpart of ``bench_instructions.py --server`` (whose helpers it uses): the Flask
+text endpoint of ``bench_wsgi.py`` (``bench.wsgi_apps``), bare and behind ``SafeMedia(app)``,
+served by one gunicorn sync worker under callgrind with cache simulation, one client opening a
+connection per request. Only the requests are counted: instrumentation of the worker is switched
+on after start-up and warm-up. User-space instructions and simulated L1 misses of the worker
+(the kernel's share is not counted, and is the same for all); exact and repeatable, unlike
+requests/s on a shared machine. ``--compare-with TREE``: the wrapped app from another source
+tree (``git archive`` of an earlier commit), to judge a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_instructions import _callgrind_control, _instrument  # noqa: E402
+from bench.bench_wsgi import _runtime, _worker_pid  # noqa: E402
+
+
+def _get(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        connection.request("GET", "/text")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200 or body != b"hello":
+        raise RuntimeError(f"unexpected response {response.status} {body[:60]!r}")
+
+
+def through_gunicorn(app: str, tree: Path, requests: int, tmp: Path) -> dict[str, int]:
+    """Event totals of ``requests`` requests to ``bench.wsgi_apps:{app}()`` from ``tree``."""
+    out = tmp / f"{app}-{tree.name}"
+    out.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes"]
+    command += ["--trace-children=yes", f"--callgrind-out-file={out}/callgrind.%p"]
+    command += [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    command += ["--worker-class", "sync", "--timeout", "600", "--log-level", "warning"]
+    command += [f"bench.wsgi_apps:{app}()"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
+    env.update(SAFEMEDIA_CONFIG=str(tmp / "safemedia.toml"), PYTHONHASHSEED="0")
+    server = subprocess.Popen(
+        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                _get(port)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"gunicorn under valgrind did not start ({app})") from None
+                time.sleep(1)
+        for _ in range(200):
+            _get(port)
+        worker = _worker_pid(server.pid)
+        _instrument(worker, True)
+        for _ in range(requests):
+            _get(port)
+        _callgrind_control("-d", None, worker)  # write the counts out
+        _instrument(worker, False)
+    finally:
+        server.terminate()
+        server.wait(120)
+    return _dumped(out, worker)
+
+
+def _dumped(out: Path, pid: int) -> dict[str, int]:
+    """The event counts of the dumps ``callgrind_control -d`` wrote for ``pid`` (the files
+    ``callgrind.PID.N``; the file written at exit holds the rest, not counted)."""
+    totals: dict[str, int] = {}
+    for dump in out.glob(f"callgrind.{pid}.*"):
+        events: list[str] = []
+        for line in dump.read_text().splitlines():
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                for event, value in zip(events, line.split()[1:], strict=False):
+                    totals[event] = totals.get(event, 0) + int(value)
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="requests counted per app")
+    parser.add_argument("--compare-with", type=Path, metavar="TREE", help="another source tree")
+    args = parser.parse_args()
+    requests = args.requests
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="smbench-") as name:
+        tmp = Path(name)
+        _runtime(tmp).close()  # writes list.txt
+        toml = tmp / "safemedia.toml"
+        toml.write_text('[safemedia]\nhash_lists = ["list.txt"]\nstore = "memory:"\n')
+        runs = [("bare", "bare", ROOT), ("SafeMedia(app)", "wrapped", ROOT)]
+        if args.compare_with is not None:
+            runs.append((f"SafeMedia(app), {args.compare_with}", "wrapped", args.compare_with))
+        for label, app, tree in runs:
+            print(f"{label} ...", file=sys.stderr)
+            rows.append((label, through_gunicorn(app, tree.resolve(), requests, tmp)))
+    base = rows[0][1]
+    events = ("Ir", "I1mr", "D1mr", "D1mw")
+    print(f"Per Flask text request, gunicorn sync worker, {requests} requests; ratio to bare\n")
+    print("| app | " + " | ".join(events) + " |")
+    print("| --- |" + " ---: |" * len(events))
+    for label, totals in rows:
+        cells = [
+            f"{totals.get(e, 0) / requests:,.0f} ({totals.get(e, 0) / max(base.get(e, 1), 1):.3f})"
+            for e in events
+        ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
