@@ -9,8 +9,10 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
+import werkzeug.wrappers.response as werkzeug_response
 from flask import Flask, Response
 from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import ClosingIterator
 
 from safemedia import Config, ConfigError, wsgi
 from safemedia.contrib import config_from_setting
@@ -166,3 +168,19 @@ def test_flask_bodies_labelled_as_text_are_checked_whether_listed_or_streamed(
     clean = client.get("/clean")
     assert (clean.status_code, clean.data) == (200, CLEAN)
     assert client.get("/words").data == "\u00e9t\u00e9 ok".encode()
+
+
+def test_a_werkzeug_encoder_with_another_signature_is_read_from_its_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def encoder(iterable: Iterable[bytes], charset: str) -> Iterable[bytes]:  # werkzeug 2
+        yield from iterable
+
+    monkeypatch.setattr(werkzeug_response, "_iter_encoded", encoder)
+    monkeypatch.setattr(wsgi, "_werkzeug_encoder", None)
+    monkeypatch.setattr(wsgi, "_encoder_iterable", wsgi._frame_iterable)
+    assert wsgi._find_werkzeug_encoder() is encoder.__code__
+    assert wsgi._encoder_iterable is wsgi._frame_iterable
+    body = [b"GIF89a", b"..."]
+    wrapped = ClosingIterator(encoder(body, "utf-8"))
+    assert wsgi._peek(wrapped) == b"GIF89a..."

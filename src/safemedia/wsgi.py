@@ -284,10 +284,13 @@ def _find_werkzeug_encoder() -> CodeType | None:
     if not isinstance(encoder, types.FunctionType):
         return None
     probe_body: list[bytes] = []
-    probe = encoder(probe_body)
-    if type(probe) is _Generator and _last_referent(probe) is probe_body:
-        _encoder_iterable = _last_referent
-    probe.close()
+    try:
+        probe = encoder(probe_body)
+        if type(probe) is _Generator and _last_referent(probe) is probe_body:
+            _encoder_iterable = _last_referent
+        probe.close()
+    except Exception:  # another signature (werkzeug 2 had a charset): read from the frame
+        logger.debug("safemedia: werkzeug's encoder probe failed", exc_info=True)
     _werkzeug_encoder = encoder.__code__
     return _werkzeug_encoder
 

@@ -114,7 +114,7 @@ class SafeMediaMiddleware:
         runtime, rq, refused = _admit(request)
         if refused is not None:
             return refused
-        check = _Check(runtime, rq, self.get_response(request))  # type: ignore[arg-type]
+        check = _Check(runtime, rq, request, self.get_response(request))  # type: ignore[arg-type]
         op = check.advance(None)
         while op is not None:
             op = check.advance(check.body.read(op) if op.reads else op.run())
@@ -126,7 +126,7 @@ class SafeMediaMiddleware:
         runtime, rq, refused = _admit(request)
         if refused is not None:
             return refused
-        check = _Check(runtime, rq, await self.get_response(request))  # type: ignore[misc]
+        check = _Check(runtime, rq, request, await self.get_response(request))  # type: ignore[misc]
         op = check.advance(None)
         while op is not None:
             if op.reads:
@@ -138,9 +138,21 @@ class SafeMediaMiddleware:
         return check.finish()
 
 
-def _admit(request: HttpRequest) -> tuple[Runtime, RequestPlan, HttpResponseBase | None]:
-    """The runtime, the request's plan, and the block response when its URL is blocked."""
+def _admit(request: HttpRequest) -> tuple[Runtime, RequestPlan | None, HttpResponseBase | None]:
+    """The runtime, the request's plan, and the block response when its URL is blocked.
+
+    The plan is None when the request needs none before the view (:meth:`Runtime.needs_plan`:
+    a path no blocked URL has, no ``Range`` or validators); it is made if the response is held.
+    """
     runtime = get_runtime()
+    try:
+        needed = runtime.needs_plan(
+            request.method or "GET", request.path, http.headers_from_environ(request.META)
+        )
+    except Exception:  # planned, which logs what went wrong
+        needed = True
+    if not needed:
+        return runtime, None, None
     rq = _plan(runtime, request)
     if rq.blocked:
         return runtime, rq, _reply_response(runtime.block_reply(rq))
@@ -193,15 +205,24 @@ class _Op:
 class _Check:
     """One response being decided: the steps of :func:`_decide` and the body read so far."""
 
-    def __init__(self, runtime: Runtime, rq: RequestPlan, response: HttpResponseBase) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        rq: RequestPlan | None,
+        request: HttpRequest,
+        response: HttpResponseBase,
+    ) -> None:
         self.response = response
         self.body = _Body(response)
         self.reply: Reply | None = None
         status = response.status_code
         headers = _headers(response)
-        rp = http.plan_response(rq, status, headers, runtime.config, sniff_labelled=True)
+        stand_in = http.unplanned(request.method or "GET") if rq is None else rq
+        rp = http.plan_response(stand_in, status, headers, runtime.config, sniff_labelled=True)
         self.steps: Generator[_Op, Any, Reply | None] | None = None
         if rp.action is not ResponseAction.PASS:
+            if rq is None:  # held: the request is planned now
+                rq = _plan(runtime, request)
             self.steps = _decide(runtime, rq, rp, status, headers)
         elif rp.headers is not None:
             _set_headers(response, rp.headers)
