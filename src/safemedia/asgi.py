@@ -15,10 +15,10 @@ Each request gets a responder that holds ``http.response.start`` until the polic
 images are buffered (up to ``max_body_bytes``, across ``more_body`` messages and
 ``http.response.pathsend``) and checked in the runtime's worker threads. Only SHA-256, in
 bounded steps, runs on the event loop (:class:`~safemedia.runtime.HeldBody`): body parts of at
-most 256 KiB (``LOOP_DIGEST_BYTES``) are digested as they arrive, with a yield to the loop
-before a part that would take one loop step's digest over 256 KiB (an app sending many parts
+most 1 MiB (``LOOP_DIGEST_BYTES``) are digested as they arrive, with a yield to the loop
+before a part that would take one loop step's digest over 1 MiB (an app sending many parts
 without a pause), and what larger parts leave is digested when the body is complete, in slices
-of at most 256 KiB with a yield to the loop between slices (a file sent with ``pathsend`` is
+of at most 1 MiB with a yield to the loop between slices (a file sent with ``pathsend`` is
 digested in the worker thread that reads it).
 A body whose digest the verdict cache already holds as clean is then answered on the loop, no
 worker thread; any other body goes to a worker with its digest, which is not made again there.
@@ -308,7 +308,7 @@ class _Responder:
         if more:
             return
         held = self.buffer
-        if not plan.encodings:  # what add() left (parts over 256 KiB): in bounded slices
+        if not plan.encodings:  # what add() left (parts over 1 MiB): in bounded slices
             await held.digest_on_loop()
         start = self.start
         status, headers, parts = start["status"], start.get("headers") or [], held.chunks

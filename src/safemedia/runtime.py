@@ -132,16 +132,19 @@ def _open_engine(config: Config, is_allowed: Callable[[str], bool] | None) -> Sc
     return engine
 
 
-LOOP_DIGEST_BYTES = 256 * 1024
+LOOP_DIGEST_BYTES = 1024 * 1024
 """Most bytes of a held body digested on an event loop in one loop step (:class:`HeldBody`).
 
-SHA-256 runs at about 1.8 GB/s here, so 256 KiB is at most ~150 us of event-loop time: about
-what uvicorn spends on the loop for one plain request. Body parts of at most this size are
-digested as they arrive, and once this much was digested since the loop last turned, the
-adapter lets it turn (:meth:`HeldBody.turn`) before taking the next part, as a full socket
-would; a larger part is digested when the body is complete, in slices of at most this size,
-the loop free to run other tasks between slices (:meth:`HeldBody.digest_on_loop`). That is
-cheaper for the request than the alternative, a hop to a worker thread and back (~50-120 us)
+SHA-256 runs at about 1.8 GB/s here, so 1 MiB is at most ~0.6 ms of event-loop time: a few plain
+requests' worth, far below what asyncio itself calls slow (100 ms) and what the p99 target
+allows (50 ms). Each turn of the loop between steps costs the request ~5 us with the caches the
+digest left cold, so smaller steps cost more: a cached 3.84 MB body sent whole took digest +
+137 us in 256 KiB steps and + 70 us in 1 MiB steps (docs/performance.md). Body parts of at most
+this size are digested as they arrive, and once this much was digested since the loop last
+turned, the adapter lets it turn (:meth:`HeldBody.turn`) before taking the next part, as a full
+socket would; a larger part is digested when the body is complete, in slices of at most this
+size, the loop free to run other tasks between slices (:meth:`HeldBody.digest_on_loop`). That
+is cheaper for the request than the alternative, a hop to a worker thread and back (~50-120 us)
 *plus* the same digest there, which runs ~5-10% slower on a thread other than the one that made
 the body. Decoding and perceptual hashing never run on the loop."""
 
