@@ -158,19 +158,25 @@ def main() -> int:
             print(f"{kind} ...", file=sys.stderr)
             measure = through_server if args.server else in_process
             rows.append((kind, measure(kind, requests, tmp)))
-    base = rows[0][1]
     events = ("Ir", "I1mr", "D1mr", "D1mw") if args.server else ("Ir",)
     where = "through uvicorn (server process)" if args.server else "in process"
     print(f"Per non-image request, {where}, {requests} requests; ratio to bare in brackets\n")
+    print_table(rows, events, requests)
+    return 0
+
+
+def print_table(rows: list[tuple[str, dict[str, int]]], events: tuple[str, ...], n: int) -> None:
+    """A Markdown table of ``events`` per request (``n`` requests), with the ratio to the first
+    row (the bare app) in brackets."""
+    base = rows[0][1]
     print("| app | " + " | ".join(events) + " |")
     print("| --- |" + " ---: |" * len(events))
     for kind, totals in rows:
         cells = [
-            f"{totals.get(e, 0) / requests:,.0f} ({totals.get(e, 0) / max(base.get(e, 1), 1):.3f})"
+            f"{totals.get(e, 0) / n:,.0f} ({totals.get(e, 0) / max(base.get(e, 1), 1):.3f})"
             for e in events
         ]
         print(f"| {kind} | " + " | ".join(cells) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_instructions import _callgrind_control, _instrument  # noqa: E402
+from bench.bench_instructions import _callgrind_control, _instrument, print_table  # noqa: E402
 from bench.bench_wsgi import _runtime, _worker_pid  # noqa: E402
 
 
@@ -120,17 +120,8 @@ def main() -> int:
         for label, app, tree in runs:
             print(f"{label} ...", file=sys.stderr)
             rows.append((label, through_gunicorn(app, tree.resolve(), requests, tmp)))
-    base = rows[0][1]
-    events = ("Ir", "I1mr", "D1mr", "D1mw")
     print(f"Per Flask text request, gunicorn sync worker, {requests} requests; ratio to bare\n")
-    print("| app | " + " | ".join(events) + " |")
-    print("| --- |" + " ---: |" * len(events))
-    for label, totals in rows:
-        cells = [
-            f"{totals.get(e, 0) / requests:,.0f} ({totals.get(e, 0) / max(base.get(e, 1), 1):.3f})"
-            for e in events
-        ]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(rows, ("Ir", "I1mr", "D1mr", "D1mw"), requests)
     return 0
 
 
