@@ -71,14 +71,16 @@ def _callgrind_control(option: str, value: str | None, pid: int) -> None:
 
 
 def _totals(out: str) -> dict[str, int]:
-    """Event totals of a callgrind run (all its dump files)."""
+    """Event totals of a callgrind run: the ``totals:`` line of each of its dump files, summed
+    (a file's ``summary:`` line repeats it, or is meaningless in a part with instrumentation
+    off, so it is not read)."""
     events: list[str] = []
     totals: dict[str, int] = {}
     for name in glob.glob(out + "*"):
         for line in Path(name).read_text().splitlines():
             if line.startswith("events:"):
                 events = line.split()[1:]
-            elif line.startswith(("summary:", "totals:")):
+            elif line.startswith("totals:"):
                 for event, value in zip(events, line.split()[1:], strict=False):
                     totals[event] = totals.get(event, 0) + int(value)
     return totals
