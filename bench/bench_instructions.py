@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,17 @@ def _callgrind_control(option: str, value: str | None, pid: int) -> None:
 
 
 def _totals(out: str) -> dict[str, int]:
-    """Event totals of a callgrind run: the ``totals:`` line of each of its dump files, summed
-    (a file's ``summary:`` line repeats it, or is meaningless in a part with instrumentation
-    off, so it is not read)."""
+    """Event totals of a callgrind run (all the files it wrote)."""
+    return callgrind_totals(Path(name) for name in glob.glob(out + "*"))
+
+
+def callgrind_totals(files: Iterable[Path]) -> dict[str, int]:
+    """Event totals of callgrind output files: the ``totals:`` line of each, summed (a file's
+    ``summary:`` line repeats it, or is meaningless in a part with instrumentation off)."""
     events: list[str] = []
     totals: dict[str, int] = {}
-    for name in glob.glob(out + "*"):
-        for line in Path(name).read_text().splitlines():
+    for name in files:
+        for line in name.read_text().splitlines():
             if line.startswith("events:"):
                 events = line.split()[1:]
             elif line.startswith("totals:"):

@@ -30,7 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_instructions import _callgrind_control, _instrument, print_table  # noqa: E402
+from bench.bench_instructions import (  # noqa: E402
+    _callgrind_control,
+    _instrument,
+    callgrind_totals,
+    print_table,
+)
 from bench.bench_wsgi import _runtime, _worker_pid  # noqa: E402
 
 
@@ -90,16 +95,7 @@ def through_gunicorn(app: str, tree: Path, requests: int, tmp: Path) -> dict[str
 def _dumped(out: Path, pid: int) -> dict[str, int]:
     """The event counts of the dumps ``callgrind_control -d`` wrote for ``pid`` (the files
     ``callgrind.PID.N``; the file written at exit holds the rest, not counted)."""
-    totals: dict[str, int] = {}
-    for dump in out.glob(f"callgrind.{pid}.*"):
-        events: list[str] = []
-        for line in dump.read_text().splitlines():
-            if line.startswith("events:"):
-                events = line.split()[1:]
-            elif line.startswith("summary:"):
-                for event, value in zip(events, line.split()[1:], strict=False):
-                    totals[event] = totals.get(event, 0) + int(value)
-    return totals
+    return callgrind_totals(out.glob(f"callgrind.{pid}.*"))
 
 
 def main() -> int:
