@@ -521,6 +521,12 @@ def main() -> int:
     return 0
 
 
+def _size_label(ip: dict[str, float], kind: str) -> str:
+    """``3.84 MB`` (and how it is sent, for the parts case) for a table row."""
+    size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
+    return size + " in 64 KiB parts" if kind == "parts" else size
+
+
 def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
     us = 1e6
     text_added = (ip["text_w"] - ip["text_b"]) * us
@@ -531,9 +537,7 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
     for kind in ("small", "photo", "parts"):
         added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
         digest = ip[f"{kind}_digest"] * us
-        size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
-        if kind == "parts":
-            size += " in 64 KiB parts"
+        size = _size_label(ip, kind)
         rows += [
             (f"cached {size} JPEG: added (CPU)", f"{added:+.0f} us", ""),
             (f"cached {size} JPEG: SHA-256 of the body", f"{digest:.0f} us", ""),
@@ -568,9 +572,7 @@ def _in_process_rows(ip: dict[str, float]) -> list[tuple[str, str, str]]:
     for kind in ("small", "photo", "parts"):
         worker = ip[f"{'photo' if kind == 'parts' else kind}_worker_digest"] * us
         added = (ip[f"{kind}_w"] - ip[f"{kind}_b"]) * us
-        size = f"{ip[f'{kind}_bytes'] / 1e6:.2f} MB"
-        if kind == "parts":
-            size += " in 64 KiB parts"
+        size = _size_label(ip, kind)
         rows += [
             (f"cached {size} JPEG: SHA-256 in a worker thread, round trip", f"{worker:.0f} us", ""),
             (f"cached {size} JPEG: added minus worker digest", f"{added - worker:+.0f} us", ""),

@@ -23,7 +23,7 @@ from safemedia.events import Action, Detection
 from safemedia.runtime import LOOP_DIGEST_BYTES, HeldBody, Runtime
 from safemedia.store import open_store
 from safemedia.verdict import Reason, Verdict
-from tests.asgi_driver import Message, acall, call, http_scope
+from tests.asgi_driver import Message, Result, acall, call, http_scope
 from tests.listed import with_list
 from tests.recording import MemoryRecorder
 from tests.store_support import match_detection, store_config
@@ -296,16 +296,23 @@ def test_a_listed_image_is_checked_and_recorded_in_a_worker_thread_every_time(
     assert rt.scanned_with == [digest] * 3  # one scan each, with the digest made on the loop
 
 
-def test_a_large_image_found_clean_sent_whole_is_answered_without_a_worker_thread() -> None:
+def served_twice_from_the_cache(chunks: int) -> tuple[Result, Result]:
+    """BIG_CLEAN sent in ``chunks`` messages, twice: the first scanned in a worker thread, the
+    second answered on the loop from the verdict cache (no worker hop), both whole and equal."""
     rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=1), runtime=rt)
+    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=chunks), runtime=rt)
     first = call(app, "/1.png")
     assert rt.hops == 1  # new: scanned in a worker thread
     second = call(app, "/2.png")
-    assert rt.hops == 1  # digested on the loop in slices; the verdict was cached
+    assert rt.hops == 1  # digested on the loop; the verdict was cached
     assert (first.status, first.body) == (second.status, second.body) == (200, BIG_CLEAN)
     assert second.headers[b"content-length"] == str(len(BIG_CLEAN)).encode()
     assert second.headers[b"etag"] == first.headers[b"etag"]
+    return first, second
+
+
+def test_a_large_image_found_clean_sent_whole_is_answered_without_a_worker_thread() -> None:
+    served_twice_from_the_cache(chunks=1)  # digested in slices
     assert len(BIG_CLEAN) > 3 * LOOP_DIGEST_BYTES  # so more than one slice
 
 
@@ -462,15 +469,7 @@ def parts_app(parts: list[bytes], content_type: bytes = b"image/png") -> Any:
 
 
 def test_a_large_image_found_clean_in_small_parts_is_answered_without_a_worker_thread() -> None:
-    rt = CountingRuntime(with_list(Config(), LISTED), recorder=MemoryRecorder())
-    app = SafeMediaMiddleware(raw_app(BIG_CLEAN, b"image/png", chunks=16), runtime=rt)
-    first = call(app, "/1.png")
-    assert rt.hops == 1  # new: scanned in a worker thread
-    second = call(app, "/2.png")
-    assert rt.hops == 1  # digested on the loop as its parts arrived; the verdict was cached
-    assert (first.status, first.body) == (second.status, second.body) == (200, BIG_CLEAN)
-    assert second.headers[b"content-length"] == str(len(BIG_CLEAN)).encode()
-    assert second.headers[b"etag"] == first.headers[b"etag"]
+    _, second = served_twice_from_the_cache(chunks=16)  # digested as its parts arrived
     bodies = [m for m in second.messages if m["type"] == "http.response.body"]
     assert len(bodies) >= 16  # the app's parts, not one joined copy
     assert [m.get("more_body", False) for m in bodies][-1] is False

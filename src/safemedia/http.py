@@ -10,12 +10,15 @@ ASGI carries them. WSGI adapters convert with :func:`headers_from_wsgi` / :func:
 
 How an adapter uses it, for every request::
 
-    rq = runtime.plan_request(method, host, path, query, request_headers, client=...)
-    if rq.blocked:                                 # a blocked URL: never call the app
-        reply = runtime.block_reply(rq)            # send reply.status/headers/body
-    request_headers = apply_to_headers(request_headers, rq)   # Range, stale validators gone
+    if runtime.needs_plan(method, path, request_headers):   # most requests: no (from memory)
+        rq = runtime.plan_request(method, host, path, query, request_headers, client=...)
+        if rq.blocked:                             # a blocked URL: never call the app
+            reply = runtime.block_reply(rq)        # send reply.status/headers/body
+        request_headers = apply_to_headers(request_headers, rq)   # Range, stale validators gone
     ... call the app; when it starts its response (status, headers): ...
-    rp = plan_response(rq, status, response_headers, runtime.config)
+    rp = plan_response(rq or unplanned(method), status, response_headers, runtime.config)
+    any action below that holds the response or records something first makes the plan
+    (runtime.plan_request) if the request had none
     rp.action is PASS:           send rp.headers (or the original headers when None), then the
                                  body untouched and streamed
     rp.action is SNIFF:          hold the start; buffer until SNIFF_BYTES of body (or its end);

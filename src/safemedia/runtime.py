@@ -3,7 +3,8 @@
 Usage (an adapter)::
 
     runtime = Runtime(config)            # or Runtime() -> Config.load()
-    rq = runtime.plan_request("GET", host, path, query, headers, client=addr)
+    if runtime.needs_plan("GET", path, headers):   # else planned only if the response is held
+        rq = runtime.plan_request("GET", host, path, query, headers, client=addr)
     ...                                  # see safemedia.http for the whole flow
     reply = runtime.conclude(rq, rp, status, headers, body)      # blocking, never raises
     reply = await runtime.run_blocking(runtime.conclude, rq, rp, status, headers, body)  # async
@@ -48,7 +49,7 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
-_has_request_validators = http.has_request_validators
+_has_request_validators = http.has_request_validators  # read once: needs_plan runs per request
 
 
 class Scanner(Protocol):
