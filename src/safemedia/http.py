@@ -58,6 +58,7 @@ __all__ = [
     "RANGE_KEEPING_SUFFIXES",
     "SNIFF_BYTES",
     "UNPLANNED",
+    "VALIDATOR_ENVIRON_KEYS",
     "Headers",
     "Judgement",
     "Reply",
@@ -158,7 +159,12 @@ _DROP_WHEN_PASSED = frozenset({b"content-length", b"transfer-encoding", b"etag"}
 _DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
 _NEVER_SNIFFED = frozenset({b"text/event-stream"})
 _REQUEST_HEADERS = {b"range": 0, b"if-range": 0, b"if-none-match": 1, b"if-modified-since": 2}
-_ENVIRON_KEYS = ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
+VALIDATOR_ENVIRON_KEYS = tuple(
+    "HTTP_" + n.decode().upper().replace("-", "_") for n in _REQUEST_HEADERS
+)
+"""The WSGI environ keys of the request headers :func:`plan_request` reads (``Range``, ...):
+a request whose environ has none of them has no validators (:func:`has_request_validators`)."""
+_ENVIRON_KEYS = VALIDATOR_ENVIRON_KEYS
 _header_name = itemgetter(0)
 _ETAG_RE = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
 _TAG_RE = re.compile(r"^(.*)~sm(w?)(-?[0-9a-f]+)$")

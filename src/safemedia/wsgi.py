@@ -77,7 +77,11 @@ class SafeMediaMiddleware:
         path = ""
         try:
             path = request_path(environ)
-            if self.runtime.needs_plan(method, path, http.headers_from_environ(environ)):
+            if environ.keys().isdisjoint(_VALIDATOR_KEYS):  # most requests: no list to build
+                headers = _NO_HEADERS
+            else:
+                headers = http.headers_from_environ(environ)
+            if self.runtime.needs_plan(method, path, headers):
                 rq = self.plan(environ)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
@@ -89,11 +93,17 @@ class SafeMediaMiddleware:
                 return [reply.body]
             if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
                 http.apply_to_environ(environ, rq)
-            target = None
+            target = _PLANNED
         else:  # what the plan is made of, as it was before the app (which may change environ)
             host = get("HTTP_HOST") or _host(environ, None)
             target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
-        exchange = _Exchange(self.runtime, rq, target, start_response)
+        exchange = _Exchange()  # no __init__ (see _Exchange)
+        exchange.runtime = self.runtime
+        exchange.rq = rq  # None until the response is held (or the request needed a plan)
+        exchange.target = target  # read when rq is None
+        exchange.server_start = start_response
+        exchange.mode = _STARTING
+        exchange.buffer = None
         return exchange.finish(self.app(environ, exchange.start_response))
 
     def plan(self, environ: WSGIEnvironment) -> RequestPlan:
@@ -212,26 +222,45 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
     comes.
     """
     kind = type(result)
-    if kind is list or kind is tuple:
+    step: Any
+    if kind is _closing_iterator:  # werkzeug's (Flask's), once seen: sets _next when made
+        try:
+            step = result._next  # type: ignore[attr-defined]
+        except AttributeError:
+            return None
+    elif kind is list or kind is tuple:
         return _head(result, text=False)  # type: ignore[arg-type]
-    step: Any = getattr(result, "_next", None)
-    if step is None:
-        filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
-        return peek_file(filelike, http.SNIFF_BYTES)
-    if type(step) is not _partial or step.func is not next or len(step.args) != 1:
+    else:
+        step = getattr(result, "_next", None)
+        if step is None:
+            filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
+            return peek_file(filelike, _SNIFF_BYTES)
+    if type(step) is not _partial:
         return None
-    generator = step.args[0]
+    args = step.args
+    if len(args) != 1 or step.func is not next:
+        return None
+    generator = args[0]
+    # Unstarted: not suspended (nor running: that is only possible inside its own body,
+    # werkzeug's encoder, which does not call back here).
     if (
         type(generator) is not _Generator
         or generator.gi_code is not (_werkzeug_encoder or _find_werkzeug_encoder())
         or generator.gi_suspended
-        or generator.gi_running
     ):
         return None  # not werkzeug's, or already started
-    chunks: Any = _encoder_iterable(generator)
-    if type(chunks) is list or type(chunks) is tuple:
-        if len(chunks) == 1 and type(chunks[0]) is bytes:  # the common case: one chunk
-            return chunks[0][: http.SNIFF_BYTES]
+    chunks: Any
+    if _encoder_iterable is _last_referent:  # the call inlined: this runs for every request
+        found = _get_referents(generator)
+        chunks = found[-1] if found else None
+    else:
+        chunks = _encoder_iterable(generator)
+    kind = type(chunks)
+    if kind is list or kind is tuple:
+        if len(chunks) == 1:  # the common case: one chunk
+            chunk = chunks[0]
+            if type(chunk) is bytes:
+                return chunk if len(chunk) <= _SNIFF_BYTES else chunk[:_SNIFF_BYTES]
         return _head(chunks, text=True)
     return None
 
@@ -239,8 +268,10 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
 def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
     """The first :data:`http.SNIFF_BYTES` (or fewer) of a list of chunks; ``text``: ``str``
     chunks are sent UTF-8 encoded (werkzeug). None for a chunk that is not bytes."""
-    if len(chunks) == 1 and type(chunks[0]) is bytes:  # the common case: one chunk
-        return chunks[0][: http.SNIFF_BYTES]
+    if len(chunks) == 1:  # the common case: one chunk
+        chunk = chunks[0]
+        if type(chunk) is bytes:
+            return chunk if len(chunk) <= _SNIFF_BYTES else chunk[:_SNIFF_BYTES]
     head = b""
     for chunk in chunks:
         if text and type(chunk) is str:
@@ -256,7 +287,9 @@ def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
 
 _partial = functools.partial
 _Generator = types.GeneratorType
+_get_referents = gc.get_referents
 _werkzeug_encoder: CodeType | None = None  # the code of werkzeug's _iter_encoded, once seen
+_closing_iterator: type | None = None  # werkzeug's ClosingIterator, once seen
 
 
 def _frame_iterable(generator: Any) -> object:
@@ -269,7 +302,7 @@ def _last_referent(generator: Any) -> object:
     """The same, without making a frame object and its locals (it costs ~2 us a Flask
     request in a server's cold caches): CPython lists an unstarted generator's arguments last
     among its referents. Used only once a probe showed it (:func:`_find_werkzeug_encoder`)."""
-    found = gc.get_referents(generator)
+    found = _get_referents(generator)
     return found[-1] if found else None
 
 
@@ -279,10 +312,13 @@ _encoder_iterable: Callable[[Any], object] = _frame_iterable
 def _find_werkzeug_encoder() -> CodeType | None:
     """The code of werkzeug's ``_iter_encoded`` (kept once found), or None; also picks how its
     argument is read (:func:`_last_referent` if a probe generator gives its list back)."""
-    global _werkzeug_encoder, _encoder_iterable
+    global _werkzeug_encoder, _encoder_iterable, _closing_iterator
     encoder = getattr(sys.modules.get("werkzeug.wrappers.response"), "_iter_encoded", None)
     if not isinstance(encoder, types.FunctionType):
         return None
+    closing = getattr(sys.modules.get("werkzeug.wsgi"), "ClosingIterator", None)
+    if isinstance(closing, type):
+        _closing_iterator = closing
     probe_body: list[bytes] = []
     try:
         probe = encoder(probe_body)
@@ -299,9 +335,6 @@ def _close(result: Iterable[bytes]) -> None:
     close = getattr(result, "close", None)
     if close is not None:
         close()
-
-
-_NO_PLAN = ResponsePlan(ResponseAction.PASS)
 
 
 class _Mode(Enum):
@@ -328,14 +361,24 @@ Target = tuple[str, str, Any, Any, Any]
 """``(method, path, host, query, client)`` of a request not planned before the app: what its
 plan is made of if its response is held, as the environ had them before the app was called."""
 
+_PLANNED: Target = ("", "", None, None, None)
+"""The target of a request planned before the app (not read: its plan is made)."""
+_NO_HEADERS: http.Headers = []  # never changed
+_VALIDATOR_KEYS = http.VALIDATOR_ENVIRON_KEYS
+_UNPLANNED = http.UNPLANNED
+_SNIFF_BYTES = http.SNIFF_BYTES
+
 
 class _Exchange:
     """One request's response: a ``start_response`` for the app, then its body.
 
-    Made with only what every response needs; the body buffer (``buffer``, ``size``), the bytes
-    held back when a response passes (``pending``), the ``reply`` and, for a request not planned
-    before the app, its plan (``rq``, see :meth:`request`) are made only when a response is
-    held. ``server_write`` is set once the start has gone to the server (mode ``_PASS``).
+    Made by :class:`SafeMediaMiddleware` without an ``__init__`` (a class call runs one in a
+    frame of its own: ~0.1 us), which sets ``runtime``, ``rq``, ``target``, ``server_start``,
+    ``mode`` and ``buffer``: only what every response needs. The body buffer (``buffer``,
+    ``size``), the bytes held back when a response passes (``pending``), the ``reply`` and, for
+    a request not planned before the app, its plan (``rq``, see :meth:`request`) are made only
+    when a response is held. ``server_write`` is set once the start has gone to the server
+    (mode ``_PASS``).
     """
 
     __slots__ = (
@@ -355,27 +398,20 @@ class _Exchange:
         "target",
     )
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        rq: RequestPlan | None,
-        target: Target | None,
-        server_start: StartResponse,
-    ) -> None:
-        self.runtime = runtime
-        self.rq = rq  # None until the response is held (or the request needed a plan)
-        self.target = target  # when rq is None
-        self.server_start = server_start
-        self.mode = _STARTING
-        self.buffer: list[bytes] | None = None
-        self.server_write: Write
-        self.pending: list[bytes] | None
-        self.reply: Reply
-        self.size: int
-        self.status_line: str
-        self.status: int
-        self.headers: list[tuple[str, str]]
-        self.plan: ResponsePlan
+    runtime: Runtime
+    rq: RequestPlan | None
+    target: Target
+    server_start: StartResponse
+    mode: _Mode
+    buffer: list[bytes] | None
+    server_write: Write
+    pending: list[bytes] | None
+    reply: Reply
+    size: int
+    status_line: str
+    status: int
+    headers: list[tuple[str, str]]
+    plan: ResponsePlan
 
     def request(self) -> RequestPlan:
         """The request's plan, made now if it was not needed before the app was called.
@@ -385,7 +421,6 @@ class _Exchange:
         """
         rq = self.rq
         if rq is None:
-            assert self.target is not None
             method, path, host, query, client = self.target
             try:
                 rq = self.runtime.plan_request(
@@ -410,18 +445,10 @@ class _Exchange:
         headers: list[tuple[str, str]],
         exc_info: OptExcInfo | None = None,
     ) -> Write:
-        if exc_info is not None:
-            try:
-                if self.mode is _PASS:
-                    # Already forwarded: the server re-raises if its headers went out.
-                    self.server_write = self.server_start(status, headers, exc_info)
-                    self.status_line, self.headers = status, list(headers)
-                    return self._write if self.pending else self.server_write
-            finally:
-                exc_info = None
-            self._restart()
-        elif self.mode is not _STARTING:
-            raise AssertionError("start_response called a second time without exc_info")
+        if exc_info is not None or self.mode is not _STARTING:
+            if self._start_again(status, headers, exc_info):  # already forwarded
+                return self._write if self.pending else self.server_write
+            exc_info = None
         self.status_line = status
         self.headers = headers = list(headers)
         self.status = code = _STATUS_CODES.get(status) or _status_code(status)
@@ -429,8 +456,8 @@ class _Exchange:
             return self._forward(None)  # not HTTP the policy can read: the server complains
         rq = self.rq
         if rq is None:
-            assert self.target is not None
-            rq = http.unplanned(self.target[0])
+            method = self.target[0]
+            rq = _UNPLANNED.get(method) or http.unplanned(method)
         try:
             plan = http.plan_response(rq, code, headers, self.runtime.config, sniff_labelled=True)
         except Exception:  # headers a server would refuse too: fail closed, recorded
@@ -447,6 +474,24 @@ class _Exchange:
             self.plan, self.mode = plan, _SNIFF
             return self._write
         return self._enter(plan)
+
+    def _start_again(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None
+    ) -> bool:
+        """``start_response`` with ``exc_info`` (or a second call without: an error): True when
+        the response was already forwarded (then forwarded again), else False (started anew)."""
+        if exc_info is None:
+            raise AssertionError("start_response called a second time without exc_info")
+        try:
+            if self.mode is _PASS:
+                # Already forwarded: the server re-raises if its headers went out.
+                self.server_write = self.server_start(status, headers, exc_info)
+                self.status_line, self.headers = status, list(headers)
+                return True
+        finally:
+            exc_info = None
+        self._restart()
+        return False
 
     def _write(self, data: bytes) -> None:
         if self.mode is not _PASS:
@@ -558,7 +603,7 @@ class _Exchange:
             if head is not None:  # a list or a file: its first bytes decide, nothing consumed
                 plan = http.plan_after_sniff(self.plan, head)
                 if plan.action is _ACT_PASS and plan.headers is None:  # the common case
-                    self.plan, self.mode, self.pending = plan, _PASS, None
+                    self.mode, self.pending = _PASS, None  # (the plan is not read in _PASS)
                     self.server_write = self.server_start(self.status_line, self.headers)
                     return result  # untouched: file_wrapper and all
                 self._enter(plan)
