@@ -92,23 +92,37 @@ class SafeMediaMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rq: RequestPlan | None = None  # most requests: planned only if the response is held
+        method = scope["method"]
         try:
-            if self._needs_plan(scope["method"], scope["path"], scope["headers"]):
-                rq = self.plan(scope)
+            planned = self._needs_plan(method, scope["path"], scope["headers"])
+        except Exception:
+            logger.exception("safemedia: error checking a request; planning it")
+            planned = True
+        if planned:
+            await self._call_planned(scope, receive, send)
+            return
+        # most requests: the app is called as it is; planned only if the response is held
+        responder = _Responder(self, scope, None, UNPLANNED.get(method) or unplanned(method), send)
+        await self.app(scope, receive, responder.send)
+        if responder.state > _DONE:  # holding: the app ended without finishing its body
+            await responder.app_ended_early()
+
+    async def _call_planned(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request that may be blocked, or whose validators or Range the plan changes."""
+        try:
+            rq = self.plan(scope)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
             rq = conservative_plan(scope["method"], scope["path"])
-        if rq is not None:
-            if rq.blocked:
-                await _send_reply(send, self.runtime.block_reply(rq))
-                return
-            if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
-                scope = dict(scope)
-                scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
-        responder = _Responder(self, scope, rq, send)
+        if rq.blocked:
+            await _send_reply(send, self.runtime.block_reply(rq))
+            return
+        if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
+            scope = dict(scope)
+            scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
+        responder = _Responder(self, scope, rq, rq, send)
         await self.app(scope, receive, responder.send)
-        if responder.state > _DONE:  # holding: the app ended without finishing its body
+        if responder.state > _DONE:
             await responder.app_ended_early()
 
     def plan(self, scope: Scope) -> RequestPlan:
@@ -161,6 +175,7 @@ class _Responder:
         "rq",
         "scope",
         "send_next",
+        "stand_in",
         "start",
         "state",
     )
@@ -169,11 +184,17 @@ class _Responder:
     plan: ResponsePlan  # the decision on the response's headers (then on its first bytes)
 
     def __init__(
-        self, middleware: SafeMediaMiddleware, scope: Scope, rq: RequestPlan | None, send: Send
+        self,
+        middleware: SafeMediaMiddleware,
+        scope: Scope,
+        rq: RequestPlan | None,
+        stand_in: RequestPlan,
+        send: Send,
     ) -> None:
         self.middleware = middleware
         self.scope = scope
         self.rq = rq  # None until the response is held (or the request needed a plan)
+        self.stand_in = stand_in  # rq, or what plan_response needs of an unplanned request
         self.send_next = send
         self.state = _WAITING
         # ``start`` and ``plan`` are set when the response starts, not before (slots left unset)
@@ -183,6 +204,34 @@ class _Responder:
         state = self.state
         if state == _PASSING:
             await self.send_next(message)
+        elif state == _WAITING:  # the response start: held unless its headers settle it
+            if message["type"] != "http.response.start":
+                await self.send_next(message)
+                return
+            self.start = message
+            try:
+                plan = plan_response(
+                    self.stand_in,
+                    message["status"],
+                    message.get("headers") or [],
+                    self.middleware.config,
+                    True,
+                )
+            except Exception:
+                await self._failed("planning")
+                return
+            action = plan.action
+            if action is _PASS:
+                self.state = _PASSING
+                if plan.headers is not None:
+                    message = {**message, "headers": plan.headers}
+                await self.send_next(message)
+                return
+            self.plan = plan
+            # held until the first bytes say what it is, or until it is checked
+            self.state = _SNIFFING if action is _SNIFF and not plan.encodings else _HOLDING
+            if action is _UNINSPECTABLE:
+                await self._uninspectable(plan.reason, plan.detail, more=True)
         elif state == _SNIFFING:  # the common case: is the first chunk plainly not an image?
             try:
                 if message["type"] == "http.response.body":
@@ -221,35 +270,6 @@ class _Responder:
                 raise
             except Exception:
                 await self._failed("handling")
-        elif state == _WAITING:
-            if message["type"] != "http.response.start":
-                await self.send_next(message)
-                return
-            self.start = message
-            rq = self.rq
-            try:
-                plan = plan_response(
-                    rq or UNPLANNED.get(method := self.scope["method"]) or unplanned(method),
-                    message["status"],
-                    message.get("headers") or [],
-                    self.middleware.runtime.config,
-                    sniff_labelled=True,
-                )
-            except Exception:
-                await self._failed("planning")
-                return
-            action = plan.action
-            if action is _PASS:
-                self.state = _PASSING
-                if plan.headers is not None:
-                    message = {**message, "headers": plan.headers}
-                await self.send_next(message)
-                return
-            self.plan = plan
-            # held until the first bytes say what it is, or until it is checked
-            self.state = _SNIFFING if action is _SNIFF and not plan.encodings else _HOLDING
-            if action is _UNINSPECTABLE:
-                await self._uninspectable(plan.reason, plan.detail, more=True)
         # _DONE: a reply was sent instead; the app's further messages are dropped
 
     def request(self) -> RequestPlan:

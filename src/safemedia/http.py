@@ -159,6 +159,8 @@ _DROP_WHEN_PASSED = frozenset({b"content-length", b"transfer-encoding", b"etag"}
 _DECODABLE = {b"gzip": "gzip", b"x-gzip": "gzip", b"deflate": "deflate"}
 _NEVER_SNIFFED = frozenset({b"text/event-stream"})
 _REQUEST_HEADERS = {b"range": 0, b"if-range": 0, b"if-none-match": 1, b"if-modified-since": 2}
+REQUEST_VALIDATORS: Mapping[bytes, int] = _REQUEST_HEADERS
+"""The request headers :func:`plan_request` may strip or rewrite (lowercase), as keys."""
 VALIDATOR_ENVIRON_KEYS = tuple(
     "HTTP_" + n.decode().upper().replace("-", "_") for n in _REQUEST_HEADERS
 )
@@ -490,7 +492,6 @@ def plan_response(
     status: int,
     headers: Headers | WSGIHeaders,
     config: Config,
-    *,
     sniff_labelled: bool = False,
 ) -> ResponsePlan:
     """Decide from the status and headers whether the body is passed, sniffed or inspected.
@@ -504,15 +505,18 @@ def plan_response(
     browser shows image bytes in an ``<img>`` whatever their label; only ``text/event-stream``
     passes unsniffed. The ASGI adapter sniffs labelled bodies.
     """
-    if status == 304:
-        if rq.revalidated:
-            tagged = _tag_headers(_as_headers(headers), rq)
-            return ResponsePlan(ResponseAction.PASS, status, headers=tagged)
-        return _PASS
-    if status < 200 or status == 204 or rq.request.method == "HEAD":
+    if status != 200:
+        if status == 304:
+            if rq.revalidated:
+                tagged = _tag_headers(_as_headers(headers), rq)
+                return ResponsePlan(ResponseAction.PASS, status, headers=tagged)
+            return _PASS
+        if status < 200 or status == 204:
+            return _PASS
+    if rq.request.method == "HEAD":
         return _PASS
     media_type: bytes | None = None
-    kind = _LABELLED
+    kind = _GENERIC  # no Content-Type
     coding = b""
     length: bytes | str | None = None
     name: bytes | str
@@ -532,25 +536,25 @@ def plan_response(
             coding = value if not coding else coding + b"," + value
         else:
             length = value
-    if media_type is None:
-        media_type, kind = b"", _GENERIC
-    if kind is _IMAGE:
+    if kind is _LABELLED:
+        if not sniff_labelled:
+            return _PASS
+        if not coding:  # the common case, kept cheap: a labelled body, sniffed as it comes
+            plan = _LABELLED_PLANS.get(status)
+            limit = config.max_body_bytes
+            if plan is None or plan.limit != limit:
+                plan = ResponsePlan(_SNIFF, status, limit=limit, declared_non_image=True)
+                if len(_LABELLED_PLANS) < 256:
+                    _LABELLED_PLANS[status] = plan
+            return plan
+        action, declared = ResponseAction.SNIFF, True
+    elif kind is _IMAGE:
         action, declared = ResponseAction.INSPECT, False
     elif kind is _GENERIC:
         action, declared = ResponseAction.SNIFF, False
-    elif not sniff_labelled or kind is _NEVER:
+    else:  # never sniffed
         return _PASS
-    elif not coding:  # the common case, kept cheap: a labelled body, sniffed as it comes
-        plan = _LABELLED_PLANS.get(status)
-        limit = config.max_body_bytes
-        if plan is None or plan.limit != limit:
-            plan = ResponsePlan(_SNIFF, status, limit=limit, declared_non_image=True)
-            if len(_LABELLED_PLANS) < 256:
-                _LABELLED_PLANS[status] = plan
-        return plan
-    else:
-        action, declared = ResponseAction.SNIFF, True
-    content_type = media_type.decode("latin-1") or None
+    content_type = media_type.decode("latin-1") or None if media_type else None
     encodings: tuple[str, ...] = ()
     reason: Reason | None = None
     detail = ""

@@ -33,6 +33,13 @@ class CachedAnswers:
         self._default = default
         self._answers: dict[str, tuple[bool, float]] = {}
 
+    state: SetState
+    """As :attr:`StoreSet.state`: no index, never due (set below the class)."""
+
+    def refresh(self) -> SetState:
+        """As :meth:`StoreSet.refresh`: nothing to read."""
+        return self.state
+
     def __call__(self, key: str) -> bool:
         now = time.monotonic()
         cached = self._answers.get(key)
@@ -94,12 +101,14 @@ class StoreSet:
         self._ttl = ttl
         self._index = index
         self._per_key = CachedAnswers(ask, ttl, f"reading {table}", default=False)
-        self._state = _SetState(-1, None, None, 0.0)
+        self.state = SetState(-1, None, None, 0.0)
+        """What is known of the table now (replaced whole): a reader that finds it due
+        (``time.monotonic() >= state.check_at``) calls :meth:`refresh` and reads its result."""
 
     def __call__(self, key: str) -> bool:
-        state = self._state
+        state = self.state
         if time.monotonic() >= state.check_at:
-            state = self._refresh(state)
+            state = self.refresh()
         if state.keys is None:
             return self._per_key(key)
         return key in state.keys
@@ -107,13 +116,15 @@ class StoreSet:
     def might_contain(self, term: str) -> bool:
         """False when no key in the table is filed under ``term`` (by ``index``); True when
         one is, or when that cannot be told (no index, asking per key)."""
-        state = self._state
+        state = self.state
         if time.monotonic() >= state[3]:  # check_at; by index: a field name costs more a call
-            state = self._refresh(state)
+            state = self.refresh()
         terms = state[2]
         return terms is None or term in terms
 
-    def _refresh(self, state: _SetState) -> _SetState:
+    def refresh(self) -> SetState:
+        """Read the table's change count now (and its keys if it moved); the new state."""
+        state = self.state
         version, keys, terms = state.version, state.keys, state.terms
         try:
             current = self._source.change_count(self._table)
@@ -125,23 +136,26 @@ class StoreSet:
         except Exception:
             logger.exception("safemedia: could not read %s; asking per key", self._table)
             current, keys, terms = -1, None, None
-        self._state = state = _SetState(current, keys, terms, time.monotonic() + self._ttl)
+        self.state = state = SetState(current, keys, terms, time.monotonic() + self._ttl)
         return state
 
     def forget(self, key: str) -> None:
         """``key``'s answer may have changed (this process changed it): check at the next call."""
-        state = self._state
-        self._state = _SetState(state.version, state.keys, state.terms, 0.0)
+        state = self.state
+        self.state = SetState(state.version, state.keys, state.terms, 0.0)
         self._per_key.forget(key)
 
 
-class _SetState(NamedTuple):
+class SetState(NamedTuple):
     """What :class:`StoreSet` holds, replaced whole (so a reader never sees half of it)."""
 
     version: int  # the table's change count when read
     keys: frozenset[str] | None  # None: ask per key
     terms: frozenset[str] | None  # the keys' index terms; None: no index, or asking per key
     check_at: float  # when to read the change count again
+
+
+CachedAnswers.state = SetState(-1, None, None, float("inf"))
 
 
 def store_set(

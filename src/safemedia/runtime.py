@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from safemedia import http
@@ -49,7 +50,7 @@ __all__ = [
 logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
-_has_request_validators = http.has_request_validators  # read once: needs_plan runs per request
+_VALIDATORS = http.REQUEST_VALIDATORS
 
 
 class Scanner(Protocol):
@@ -345,7 +346,6 @@ class Runtime:
             blocked_cache_seconds,
             index=url_paths,
         )
-        self._might_block = self._blocked.might_contain
         store_allows = getattr(self.recorder, "is_allowed", None)
         allowed = (
             store_set(self.recorder, "allowed_sha256", store_allows, blocked_cache_seconds)
@@ -417,9 +417,18 @@ class Runtime:
         """
         if method != "GET" and method != "HEAD" and method.upper() not in ("GET", "HEAD"):
             return False  # never blocked, nothing stripped
-        if path[:1] != "/" or self._might_block(path):
+        # StoreSet.might_contain and http.has_request_validators, inline: this runs per request
+        blocked = self._blocked
+        state = blocked.state
+        if monotonic() >= state[3]:  # check_at
+            state = blocked.refresh()
+        terms = state[2]
+        if terms is None or path in terms or path[:1] != "/":
             return True
-        return _has_request_validators(headers)
+        for name, _ in headers:  # noqa: SIM110 (a loop: cheaper than any())
+            if name in _VALIDATORS:
+                return True
+        return False
 
     def plan_request(
         self,
