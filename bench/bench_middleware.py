@@ -490,6 +490,16 @@ def main() -> int:
         help="part 3: large JPEGs sent in 64 KiB parts (default) or as one body message",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="part 2: rounds of the rotation (default 9, --quick 5); more, shorter rounds "
+        "(with --seconds) ride out a noisy machine better",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0.0, help="part 2: seconds a server is measured a round"
+    )
+    parser.add_argument(
         "--page",
         choices=("text", "page"),
         default="text",
@@ -510,7 +520,8 @@ def main() -> int:
         if "2" in args.parts:
             print("2. throughput through uvicorn ...", file=sys.stderr)
             path = f"/{args.page}"
-            tp = throughput(assets, rounds + 2, 1.0 if args.quick else 3.0, path)
+            seconds = args.seconds or (1.0 if args.quick else 3.0)
+            tp = throughput(assets, args.rounds or rounds + 2, seconds, path)
             rows += _throughput_rows(tp, path)
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
