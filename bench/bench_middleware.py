@@ -13,11 +13,14 @@ Measures (medians of interleaved rounds; figures go to docs/performance.md):
    this thread and in a worker thread, and with a control middleware that only holds and
    digests the body), the worker-thread hop, the largest digest on the loop, and the longest
    step the event loop runs while serving the 3.8 MB JPEG (a ticker task's gaps);
-2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app;
+2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app, with a second
+   bare server (control) and a pass-through middleware in the same rotation; ``--page text``
+   (default): a 5-byte text response, the least work an app can do, so the ratio shows the
+   middleware's whole cost; ``--page page``: a 20-post forum thread page rendered with Jinja2;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
    large JPEGs (verdict cache off, so every fetch is decoded and hashed; sent in 64 KiB parts
-   without a pause, digested on the event loop as they arrive, with a loop turn every 256 KiB;
-   ``--large whole``: one message, digested on the loop in 256 KiB slices with a loop turn
+   without a pause, digested on the event loop as they arrive, with a loop turn every 1 MiB;
+   ``--large whole``: one message, digested on the loop in 1 MiB slices with a loop turn
    between slices), and the same load on the bare app as the baseline;
 4. 50 concurrent requests for one uncached image: how many scans were computed.
 """
@@ -275,14 +278,16 @@ class _Conn:
         self.writer.close()
 
 
-async def _throughput(port: int, seconds: float, connections: int) -> float:
-    """Requests/s for ``/text`` with ``connections`` keep-alive clients."""
-    rate, _ = await _throughput_count(port, seconds, connections)
+async def _throughput(port: int, seconds: float, connections: int, path: str = "/text") -> float:
+    """Requests/s for ``path`` with ``connections`` keep-alive clients."""
+    rate, _ = await _throughput_count(port, seconds, connections, path)
     return rate
 
 
-async def _throughput_count(port: int, seconds: float, connections: int) -> tuple[float, int]:
-    """Requests/s for ``/text`` with ``connections`` keep-alive clients, and their number."""
+async def _throughput_count(
+    port: int, seconds: float, connections: int, path: str = "/text"
+) -> tuple[float, int]:
+    """Requests/s for ``path`` with ``connections`` keep-alive clients, and their number."""
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -291,7 +296,7 @@ async def _throughput_count(port: int, seconds: float, connections: int) -> tupl
         conn = await _Conn.open(port)
         try:
             while time.perf_counter() < stop:
-                await conn.get("/text")
+                await conn.get(path)
                 done += 1
         finally:
             conn.close()
@@ -321,9 +326,10 @@ THROUGHPUT_SERVERS = {
 }
 
 
-def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
-    """Requests/s (wall clock) and server CPU per request for each of THROUGHPUT_SERVERS, the
-    order rotating every round; also the median of each round's ratio to the bare server."""
+def throughput(assets: Path, rounds: int, seconds: float, path: str = "/text") -> dict[str, float]:
+    """Requests/s (wall clock) and server CPU per request of ``path`` for each of
+    THROUGHPUT_SERVERS, the order rotating every round; also the median of each round's ratio
+    to the bare server."""
     rates: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
     cpu: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
     with contextlib.ExitStack() as stack:
@@ -332,12 +338,12 @@ def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
             for tag, app in THROUGHPUT_SERVERS.items()
         ]
         for _tag, server in servers:  # warm-up
-            asyncio.run(_throughput(server.port, 0.5, 4))
+            asyncio.run(_throughput(server.port, 0.5, 4, path))
         for r in range(rounds):
             turn = r % len(servers)
             for tag, server in servers[turn:] + servers[:turn]:
                 before = _cpu_seconds(server.process.pid)
-                rate, done = asyncio.run(_throughput_count(server.port, seconds, 4))
+                rate, done = asyncio.run(_throughput_count(server.port, seconds, 4, path))
                 rates[tag].append(rate)
                 cpu[tag].append((_cpu_seconds(server.process.pid) - before) / max(done, 1))
     out = {k: statistics.median(v) for k, v in rates.items()}
@@ -350,8 +356,9 @@ def throughput(assets: Path, rounds: int, seconds: float) -> dict[str, float]:
     return out
 
 
-def _throughput_rows(tp: dict[str, float]) -> list[tuple[str, str, str]]:
+def _throughput_rows(tp: dict[str, float], path: str) -> list[tuple[str, str, str]]:
     rows = []
+    what_page = {"/text": "non-image", "/page": "thread page"}[path]
     for tag, what in (
         ("bare", "bare app"),
         ("wrapped", "with SafeMediaMiddleware"),
@@ -361,14 +368,14 @@ def _throughput_rows(tp: dict[str, float]) -> list[tuple[str, str, str]]:
         target = ">= 0.95" if tag == "wrapped" else ""
         rows.append(
             (
-                f"uvicorn non-image, {what}: req/s; ratio; per-round ratio",
+                f"uvicorn {what_page}, {what}: req/s; ratio; per-round ratio",
                 f"{tp[tag]:.0f}; {tp[tag] / tp['bare']:.3f}; {tp[f'{tag}_round_ratio']:.3f}",
                 target,
             )
         )
         rows.append(
             (
-                f"uvicorn non-image, {what}: server CPU a request; bare/this; per-round",
+                f"uvicorn {what_page}, {what}: server CPU a request; bare/this; per-round",
                 f"{tp[f'{tag}_cpu'] * 1e6:.0f} us; {tp['bare_cpu'] / tp[f'{tag}_cpu']:.3f}; "
                 f"{tp[f'{tag}_cpu_round_ratio']:.3f}",
                 target,
@@ -482,6 +489,22 @@ def main() -> int:
         default="parts",
         help="part 3: large JPEGs sent in 64 KiB parts (default) or as one body message",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="part 2: rounds of the rotation (default 9, --quick 5); more, shorter rounds "
+        "(with --seconds) ride out a noisy machine better",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0.0, help="part 2: seconds a server is measured a round"
+    )
+    parser.add_argument(
+        "--page",
+        choices=("text", "page"),
+        default="text",
+        help="part 2: the 5-byte text endpoint (default) or a 20-post forum thread page (HTML)",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -496,8 +519,10 @@ def main() -> int:
             rows += _in_process_rows(in_process(assets, rounds, args.quick))
         if "2" in args.parts:
             print("2. throughput through uvicorn ...", file=sys.stderr)
-            tp = throughput(assets, rounds + 2, 1.0 if args.quick else 3.0)
-            rows += _throughput_rows(tp)
+            path = f"/{args.page}"
+            seconds = args.seconds or (1.0 if args.quick else 3.0)
+            tp = throughput(assets, args.rounds or rounds + 2, seconds, path)
+            rows += _throughput_rows(tp, path)
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
             large = "/large-parts/" if args.large == "parts" else "/large/"
