@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -188,7 +188,10 @@ async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[f
     return done / (time.perf_counter() - started), done
 
 
-WORKERS = {
+Load = Callable[[int, float, int], Coroutine[Any, Any, tuple[float, int]]]
+"""``load(port, seconds, clients)``: requests/s and how many were made."""
+
+WORKERS: dict[str, tuple[list[str], Load]] = {
     "gthread": (["--worker-class", "gthread", "--threads", "4"], _throughput_count),
     "sync": (["--worker-class", "sync"], _fresh_connections),
 }
