@@ -93,13 +93,16 @@ class SafeMediaMiddleware:
                 return [reply.body]
             if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
                 http.apply_to_environ(environ, rq)
+            stand_in = rq
             target = _PLANNED
         else:  # what the plan is made of, as it was before the app (which may change environ)
+            stand_in = _UNPLANNED.get(method) or http.unplanned(method)
             host = get("HTTP_HOST") or _host(environ, None)
             target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
         exchange = _Exchange()  # no __init__ (see _Exchange)
         exchange.runtime = self.runtime
         exchange.rq = rq  # None until the response is held (or the request needed a plan)
+        exchange.stand_in = stand_in
         exchange.target = target  # read when rq is None
         exchange.server_start = start_response
         exchange.mode = _STARTING
@@ -367,18 +370,19 @@ _NO_HEADERS: http.Headers = []  # never changed
 _VALIDATOR_KEYS = http.VALIDATOR_ENVIRON_KEYS
 _UNPLANNED = http.UNPLANNED
 _SNIFF_BYTES = http.SNIFF_BYTES
+_sniff_image = http.sniff_image
 
 
 class _Exchange:
     """One request's response: a ``start_response`` for the app, then its body.
 
     Made by :class:`SafeMediaMiddleware` without an ``__init__`` (a class call runs one in a
-    frame of its own: ~0.1 us), which sets ``runtime``, ``rq``, ``target``, ``server_start``,
-    ``mode`` and ``buffer``: only what every response needs. The body buffer (``buffer``,
-    ``size``), the bytes held back when a response passes (``pending``), the ``reply`` and, for
-    a request not planned before the app, its plan (``rq``, see :meth:`request`) are made only
-    when a response is held. ``server_write`` is set once the start has gone to the server
-    (mode ``_PASS``).
+    frame of its own: ~0.1 us), which sets ``runtime``, ``rq``, ``stand_in``, ``target``,
+    ``server_start``, ``mode`` and ``buffer``: only what every response needs. The body buffer
+    (``buffer``, ``size``), the bytes held back when a response passes (``pending``), the
+    ``reply`` and, for a request not planned before the app, its plan (``rq``, see
+    :meth:`request`) are made only when a response is held. ``server_write`` is set once the
+    start has gone to the server (mode ``_PASS``).
     """
 
     __slots__ = (
@@ -393,6 +397,7 @@ class _Exchange:
         "server_start",
         "server_write",
         "size",
+        "stand_in",
         "status",
         "status_line",
         "target",
@@ -400,6 +405,7 @@ class _Exchange:
 
     runtime: Runtime
     rq: RequestPlan | None
+    stand_in: RequestPlan  # rq, or http.unplanned(method) while there is none
     target: Target
     server_start: StartResponse
     mode: _Mode
@@ -454,12 +460,8 @@ class _Exchange:
         self.status = code = _STATUS_CODES.get(status) or _status_code(status)
         if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
-        rq = self.rq
-        if rq is None:
-            method = self.target[0]
-            rq = _UNPLANNED.get(method) or http.unplanned(method)
-        try:
-            plan = http.plan_response(rq, code, headers, self.runtime.config, sniff_labelled=True)
+        try:  # every body sniffed (sniff_labelled), whatever its label
+            plan = http.plan_response(self.stand_in, code, headers, self.runtime.config, True)
         except Exception:  # headers a server would refuse too: fail closed, recorded
             logger.exception(
                 "safemedia: unreadable response headers for %s", self.request().request.url
@@ -601,12 +603,13 @@ class _Exchange:
         if self.mode is _SNIFF and self.buffer is None:
             head = _peek(result)
             if head is not None:  # a list or a file: its first bytes decide, nothing consumed
-                plan = http.plan_after_sniff(self.plan, head)
-                if plan.action is _ACT_PASS and plan.headers is None:  # the common case
+                plan = self.plan
+                if not plan.encodings and not _sniff_image(head):  # the common case
+                    # plainly not an image: what http.plan_after_sniff says too (PASS as it is)
                     self.mode, self.pending = _PASS, None  # (the plan is not read in _PASS)
                     self.server_write = self.server_start(self.status_line, self.headers)
                     return result  # untouched: file_wrapper and all
-                self._enter(plan)
+                self._enter(http.plan_after_sniff(plan, head))
         if self.mode is _PASS and not self.pending:
             return result  # untouched: file_wrapper and all
         iterator: Iterator[bytes] | None = None
