@@ -2,8 +2,9 @@
 
 Usage::
 
-    python bench/bench_wsgi_instructions.py                      # ~5 minutes
+    python bench/bench_wsgi_instructions.py                      # ~3 minutes
     python bench/bench_wsgi_instructions.py --compare-with TREE  # also TREE's wrapped app
+    python bench/bench_wsgi_instructions.py --seeds 0            # one hash seed: ~1 minute
 
 The WSGI counterpart of ``bench_instructions.py --server`` (whose helpers it uses): the Flask
 text endpoint of ``bench_wsgi.py`` (``bench.wsgi_apps``), bare and behind ``SafeMedia(app)``,
@@ -13,6 +14,13 @@ on after start-up and warm-up. User-space instructions and simulated L1 misses o
 (the kernel's share is not counted, and is the same for all); exact and repeatable, unlike
 requests/s on a shared machine. ``--compare-with TREE``: the wrapped app from another source
 tree (``git archive`` of an earlier commit), to judge a change.
+
+Each app is measured once per hash seed (``--seeds``, ``PYTHONHASHSEED``; default 0, 1 and 2)
+and the table gives the mean. For one build of the code the count repeats within ~0.02%, but a
+change anywhere moves it by up to +-2k instructions a request (~0.25%) whatever it does itself:
+the interpreter's type-attribute cache is a 4096-slot table indexed by type version and name
+address, so where objects land decides which lookups collide (seen as ``find_name_in_mro``
+calls). Another seed lays the heap out differently; the mean over a few is steadier.
 """
 
 from __future__ import annotations
@@ -51,9 +59,12 @@ def _get(port: int) -> None:
         raise RuntimeError(f"unexpected response {response.status} {body[:60]!r}")
 
 
-def through_gunicorn(app: str, tree: Path, requests: int, tmp: Path) -> dict[str, int]:
-    """Event totals of ``requests`` requests to ``bench.wsgi_apps:{app}()`` from ``tree``."""
-    out = tmp / f"{app}-{tree.name}"
+def through_gunicorn(
+    app: str, tree: Path, requests: int, tmp: Path, seed: str = "0"
+) -> dict[str, int]:
+    """Event totals of ``requests`` requests to ``bench.wsgi_apps:{app}()`` from ``tree``, in a
+    worker with ``PYTHONHASHSEED=seed``."""
+    out = tmp / f"{app}-{tree.name}-{seed}"
     out.mkdir()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +75,7 @@ def through_gunicorn(app: str, tree: Path, requests: int, tmp: Path) -> dict[str
     command += ["--worker-class", "sync", "--timeout", "600", "--log-level", "warning"]
     command += [f"bench.wsgi_apps:{app}()"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
-    env.update(SAFEMEDIA_CONFIG=str(tmp / "safemedia.toml"), PYTHONHASHSEED="0")
+    env.update(SAFEMEDIA_CONFIG=str(tmp / "safemedia.toml"), PYTHONHASHSEED=seed)
     server = subprocess.Popen(
         command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -102,9 +113,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="requests counted per app")
     parser.add_argument("--compare-with", type=Path, metavar="TREE", help="another source tree")
+    parser.add_argument("--seeds", default="0,1,2", help="hash seeds, comma-separated (mean)")
     args = parser.parse_args()
     requests = args.requests
-    rows = []
+    seeds = args.seeds.split(",")
+    rows: list[tuple[str, dict[str, int]]] = []
+    per_seed: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory(prefix="smbench-") as name:
         tmp = Path(name)
         _runtime(tmp).close()  # writes list.txt
@@ -113,11 +127,25 @@ def main() -> int:
         runs = [("bare", "bare", ROOT), ("SafeMedia(app)", "wrapped", ROOT)]
         if args.compare_with is not None:
             runs.append((f"SafeMedia(app), {args.compare_with}", "wrapped", args.compare_with))
-        for label, app, tree in runs:
-            print(f"{label} ...", file=sys.stderr)
-            rows.append((label, through_gunicorn(app, tree.resolve(), requests, tmp)))
-    print(f"Per Flask text request, gunicorn sync worker, {requests} requests; ratio to bare\n")
-    print_table(rows, ("Ir", "I1mr", "D1mr", "D1mw"), requests)
+        for seed in seeds:
+            for label, app, tree in runs:
+                print(f"{label}, seed {seed} ...", file=sys.stderr)
+                totals = through_gunicorn(app, tree.resolve(), requests, tmp, seed)
+                per_seed.setdefault(label, []).append(totals.get("Ir", 0) // requests)
+                summed = next((found for name, found in rows if name == label), None)
+                if summed is None:
+                    rows.append((label, dict(totals)))
+                else:
+                    for event, value in totals.items():
+                        summed[event] = summed.get(event, 0) + value
+    print(
+        f"Per Flask text request, gunicorn sync worker, {requests} requests, mean over hash "
+        f"seeds {', '.join(seeds)}; ratio to bare\n"
+    )
+    print_table(rows, ("Ir", "I1mr", "D1mr", "D1mw"), requests * len(seeds))
+    print("\nInstructions a request by seed:")
+    for label, counts in per_seed.items():
+        print(f"- {label}: {', '.join(f'{count:,}' for count in counts)}")
     return 0
 
 
