@@ -561,12 +561,16 @@ class _Exchange:
         if buffer is None:
             buffer = self.buffer = []
             self.size = 0
-        buffer.append(bytes(data))
+        buffer.append(data if type(data) is bytes else bytes(data))
         self.size += len(data)
         if mode is _SNIFF:
             prefix = buffer[0] if len(buffer) == 1 else b"".join(buffer)
-            if not http.sniff_needs_more(self.plan, prefix):
-                self._enter(http.plan_after_sniff(self.plan, prefix))
+            plan = self.plan
+            if not http.sniff_needs_more(plan, prefix):
+                if not plan.encodings and not _sniff_image(prefix):  # the common case
+                    self._forward(None)  # plainly not an image: as http.plan_after_sniff says
+                else:
+                    self._enter(http.plan_after_sniff(plan, prefix))
         elif self.size > self.plan.limit:
             self._too_large()
 
@@ -587,9 +591,6 @@ class _Exchange:
             body = b"".join(self.buffer or ())
             self.buffer = None
             self._answer(self.runtime.conclude(rq, self.plan, self.status, headers, body))
-
-    def _decided(self) -> bool:
-        return self.mode is _PASS or self.mode is _REPLY
 
     def _restart(self) -> None:
         """``start_response`` again with ``exc_info`` before anything was forwarded."""
@@ -615,11 +616,13 @@ class _Exchange:
         iterator: Iterator[bytes] | None = None
         handed_on = False
         try:
-            if not self._decided():
+            mode = self.mode
+            if mode is not _PASS and mode is not _REPLY:  # not decided yet: read the body
                 iterator = iter(result)
                 for chunk in iterator:
                     self._take(chunk)
-                    if self._decided():
+                    mode = self.mode
+                    if mode is _PASS or mode is _REPLY:
                         break
                 else:
                     self._end()
@@ -630,7 +633,10 @@ class _Exchange:
                 return [reply.body]
             handed_on = True
             held, self.pending = self.pending, None  # later write() calls go straight out
-            return _Passing(result, itertools.chain(held or (), iterator or iter(result)))
+            passing = _Passing()  # no __init__ (see _Exchange)
+            passing.result = result
+            passing.body = itertools.chain(held or (), iterator or iter(result))
+            return passing
         finally:
             if not handed_on:
                 _close(result)
@@ -641,12 +647,13 @@ class _Passing:
 
     __slots__ = ("body", "result")
 
-    def __init__(self, result: Iterable[bytes], body: Iterator[bytes]) -> None:
-        self.result = result
-        self.body = body
+    result: Iterable[bytes]  # the app's
+    body: Iterator[bytes]  # what was held, then the rest of the app's
 
     def __iter__(self) -> Iterator[bytes]:
         return self.body
 
     def close(self) -> None:
-        _close(self.result)
+        close = getattr(self.result, "close", None)  # _close, inline
+        if close is not None:
+            close()
