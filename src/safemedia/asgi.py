@@ -36,7 +36,6 @@ from typing import Any
 from safemedia.config import Config
 from safemedia.http import (
     SNIFF_BYTES,
-    UNPLANNED,
     Reply,
     RequestPlan,
     ResponseAction,
@@ -47,7 +46,6 @@ from safemedia.http import (
     plan_response,
     sniff_image,
     sniff_needs_more,
-    unplanned,
 )
 from safemedia.runtime import LOOP_DIGEST_BYTES, HeldBody, Runtime
 from safemedia.verdict import Reason
@@ -86,23 +84,30 @@ class SafeMediaMiddleware:
         self.app = app
         self.runtime = runtime if runtime is not None else Runtime(config)
         self.config = self.runtime.config
-        self._needs_plan = self.runtime.needs_plan
+        self._stand_in = self.runtime.stand_in
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
         try:
-            planned = self._needs_plan(method, scope["path"], scope["headers"])
+            stand_in = self._stand_in(scope["method"], scope["path"], scope["headers"])
         except Exception:
             logger.exception("safemedia: error checking a request; planning it")
-            planned = True
-        if planned:
+            stand_in = None
+        if stand_in is None:
             await self._call_planned(scope, receive, send)
             return
         # most requests: the app is called as it is; planned only if the response is held
-        responder = _Responder(self, scope, None, UNPLANNED.get(method) or unplanned(method), send)
+        # _Responder(self, scope, None, stand-in, send), its slots set here: no __init__ frame
+        responder = _new_responder(_Responder)
+        responder.middleware = self
+        responder.scope = scope
+        responder.rq = None
+        responder.stand_in = stand_in
+        responder.send_next = send
+        responder.state = _WAITING
+        responder.buffer = _NO_BODY
         await self.app(scope, receive, responder.send)
         if responder.state > _DONE:  # holding: the app ended without finishing its body
             await responder.app_ended_early()
@@ -201,10 +206,9 @@ class _Responder:
         self.buffer = _NO_BODY  # nothing held; a fresh HeldBody once a body chunk is held
 
     async def send(self, message: Message) -> None:
+        # most responses are a start and one body message: their states are tested first
         state = self.state
-        if state == _PASSING:
-            await self.send_next(message)
-        elif state == _WAITING:  # the response start: held unless its headers settle it
+        if state == _WAITING:  # the response start: held unless its headers settle it
             if message["type"] != "http.response.start":
                 await self.send_next(message)
                 return
@@ -220,19 +224,21 @@ class _Responder:
             except Exception:
                 await self._failed("planning")
                 return
+            self.plan = plan
             action = plan.action
+            if action is _SNIFF and not plan.encodings:  # the common case: held, sniffed next
+                self.state = _SNIFFING
+                return
             if action is _PASS:
                 self.state = _PASSING
                 if plan.headers is not None:
                     message = {**message, "headers": plan.headers}
                 await self.send_next(message)
                 return
-            self.plan = plan
-            # held until the first bytes say what it is, or until it is checked
-            self.state = _SNIFFING if action is _SNIFF and not plan.encodings else _HOLDING
+            self.state = _HOLDING  # until it is checked
             if action is _UNINSPECTABLE:
                 await self._uninspectable(plan.reason, plan.detail, more=True)
-        elif state == _SNIFFING:  # the common case: is the first chunk plainly not an image?
+        elif state == _SNIFFING:  # is the first chunk plainly not an image?
             try:
                 if message["type"] == "http.response.body":
                     body = message.get("body", b"")
@@ -248,6 +254,8 @@ class _Responder:
                 return
             self.state = _HOLDING
             await self.send(message)
+        elif state == _PASSING:
+            await self.send_next(message)
         elif state == _HOLDING:
             try:
                 plan = self.plan
@@ -396,6 +404,7 @@ class _Responder:
 
 
 _NO_BODY = HeldBody()
+_new_responder = object.__new__
 
 
 def _read_into(held: HeldBody, message: Message, limit: int, plan: ResponsePlan) -> None:

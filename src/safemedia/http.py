@@ -10,7 +10,7 @@ ASGI carries them. WSGI adapters convert with :func:`headers_from_wsgi` / :func:
 
 How an adapter uses it, for every request::
 
-    if runtime.needs_plan(method, path, request_headers):   # most requests: no (from memory)
+    if runtime.stand_in(method, path, request_headers) is None:  # most: a stand-in (memory)
         rq = runtime.plan_request(method, host, path, query, request_headers, client=...)
         if rq.blocked:                             # a blocked URL: never call the app
             reply = runtime.block_reply(rq)        # send reply.status/headers/body
@@ -57,7 +57,6 @@ __all__ = [
     "NON_IMAGE_PATH_SUFFIXES",
     "RANGE_KEEPING_SUFFIXES",
     "SNIFF_BYTES",
-    "UNPLANNED",
     "VALIDATOR_ENVIRON_KEYS",
     "Headers",
     "Judgement",
@@ -303,15 +302,11 @@ def has_request_validators(headers: Headers) -> bool:
 def unplanned(method: str) -> RequestPlan:
     """A stand-in plan for :func:`plan_response` while a request has none yet.
 
-    For a request that needed no plan before the app (:meth:`safemedia.runtime.Runtime.needs_plan`
+    For a request that needed no plan before the app (:meth:`safemedia.runtime.Runtime.stand_in`
     said so): it tells :func:`plan_response` only the method. Never pass it on to record or
     conclude anything: plan the request then (its host and path are empty here).
     """
     return _UNPLANNED_HEAD if method == "HEAD" or method.upper() == "HEAD" else _UNPLANNED
-
-
-UNPLANNED: dict[str, RequestPlan] = {}
-""":func:`unplanned` for the usual methods, filled below: a look-up costs less than a call."""
 
 
 def conservative_plan(method: str, path: str) -> RequestPlan:
@@ -433,7 +428,6 @@ class ResponsePlan:
 
 _UNPLANNED = RequestPlan(Request("GET", "", ""))
 _UNPLANNED_HEAD = RequestPlan(Request("HEAD", "", ""))
-UNPLANNED.update((m, unplanned(m)) for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"))
 _PASS = ResponsePlan(ResponseAction.PASS)
 _SNIFF = ResponseAction.SNIFF  # an enum member read through its class costs ~70 ns (3.11)
 _LABELLED_PLANS: dict[int, ResponsePlan] = {}
@@ -691,8 +685,8 @@ _FTYP_IMAGE_BRANDS = frozenset(
 
 def sniff_image(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of a body, or all of it) starts like a raster image."""
-    if head[:1] not in _MAGIC_FIRST and head[4:8] != b"ftyp":
-        return False  # most bodies (text): one set look-up
+    if not head or (head[0] not in _MAGIC_FIRST_BYTES and (len(head) < 8 or head[4] != 0x66)):
+        return False  # most bodies (text): no slice made (0x66: ftyp's "f")
     if head.startswith(_MAGIC):
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":

@@ -3,7 +3,7 @@
 Usage (an adapter)::
 
     runtime = Runtime(config)            # or Runtime() -> Config.load()
-    if runtime.needs_plan("GET", path, headers):   # else planned only if the response is held
+    if runtime.stand_in("GET", path, headers) is None:  # else planned only if the response is held
         rq = runtime.plan_request("GET", host, path, query, headers, client=addr)
     ...                                  # see safemedia.http for the whole flow
     reply = runtime.conclude(rq, rp, status, headers, body)      # blocking, never raises
@@ -51,6 +51,7 @@ logger = logging.getLogger("safemedia")
 
 T = TypeVar("T")
 _VALIDATORS = http.REQUEST_VALIDATORS
+_STAND_IN_GET, _STAND_IN_HEAD = http.unplanned("GET"), http.unplanned("HEAD")
 
 
 class Scanner(Protocol):
@@ -406,29 +407,37 @@ class Runtime:
 
     # --- requests -----------------------------------------------------------------------------
 
-    def needs_plan(self, method: str, path: str, headers: Headers) -> bool:
-        """Whether a request must be planned (:meth:`plan_request`) before the app is called.
+    def stand_in(self, method: str, path: str, headers: Headers) -> RequestPlan | None:
+        """What ``plan_response`` is given for a request that needs no plan before the app is
+        called (:func:`safemedia.http.unplanned`), or None when it must be planned
+        (:meth:`plan_request`) first.
 
-        True when its URL may be blocked (no blocked URL has this path: False, from memory) or
-        it carries ``Range`` or validators. Most requests need no plan: the adapter calls the
-        app as it is, gives :func:`safemedia.http.unplanned` to ``plan_response`` and plans the
-        request only when its response must be held (it is, or may be, an image). ``path``
-        is the one the blocked-URL key is made of; ``headers`` as for :meth:`plan_request`.
+        None when its URL may be blocked (no blocked URL has this path: a stand-in, from
+        memory) or it carries ``Range`` or validators. Most requests need no plan: the adapter
+        calls the app as it is, gives the stand-in to ``plan_response`` and plans the request
+        only when its response must be held (it is, or may be, an image). ``path`` is the one
+        the blocked-URL key is made of; ``headers`` as for :meth:`plan_request`.
         """
-        if method != "GET" and method != "HEAD" and method.upper() not in ("GET", "HEAD"):
-            return False  # never blocked, nothing stripped
+        if method == "GET":
+            stand_in = _STAND_IN_GET
+        elif method == "HEAD":
+            stand_in = _STAND_IN_HEAD
+        else:
+            stand_in = http.unplanned(method)
+            if method.upper() not in ("GET", "HEAD"):
+                return stand_in  # never blocked, nothing stripped
         # StoreSet.might_contain and http.has_request_validators, inline: this runs per request
         blocked = self._blocked
         state = blocked.state
         if monotonic() >= state[3]:  # check_at
             state = blocked.refresh()
         terms = state[2]
-        if terms is None or path in terms or path[:1] != "/":
-            return True
-        for name, _ in headers:  # noqa: SIM110 (a loop: cheaper than any())
+        if terms is None or path in terms or not path or path[0] != "/":
+            return None
+        for name, _ in headers:
             if name in _VALIDATORS:
-                return True
-        return False
+                return None
+        return stand_in
 
     def plan_request(
         self,

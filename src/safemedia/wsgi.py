@@ -74,6 +74,7 @@ class SafeMediaMiddleware:
         get = environ.get
         method = get("REQUEST_METHOD", "GET")
         rq: RequestPlan | None = None  # most requests: planned only if the response is held
+        stand_in: RequestPlan | None = None
         path = ""
         try:
             path = request_path(environ)
@@ -81,12 +82,20 @@ class SafeMediaMiddleware:
                 headers = _NO_HEADERS
             else:
                 headers = http.headers_from_environ(environ)
-            if self.runtime.needs_plan(method, path, headers):
+            stand_in = self.runtime.stand_in(method, path, headers)
+            if stand_in is None:
                 rq = self.plan(environ)
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
             rq = http.conservative_plan(str(method), path)
-        if rq is not None:
+        if (
+            stand_in is not None
+        ):  # what the plan is made of, as before the app (which may change environ)
+            host = get("HTTP_HOST") or _host(environ, None)
+            target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
+        else:
+            if rq is None:  # never: planned above, or the conservative plan
+                rq = http.conservative_plan(str(method), path)
             if rq.blocked:
                 reply = self.runtime.block_reply(rq)
                 start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
@@ -95,10 +104,6 @@ class SafeMediaMiddleware:
                 http.apply_to_environ(environ, rq)
             stand_in = rq
             target = _PLANNED
-        else:  # what the plan is made of, as it was before the app (which may change environ)
-            stand_in = _UNPLANNED.get(method) or http.unplanned(method)
-            host = get("HTTP_HOST") or _host(environ, None)
-            target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
         exchange = _Exchange()  # no __init__ (see _Exchange)
         exchange.runtime = self.runtime
         exchange.rq = rq  # None until the response is held (or the request needed a plan)
@@ -368,7 +373,6 @@ _PLANNED: Target = ("", "", None, None, None)
 """The target of a request planned before the app (not read: its plan is made)."""
 _NO_HEADERS: http.Headers = []  # never changed
 _VALIDATOR_KEYS = http.VALIDATOR_ENVIRON_KEYS
-_UNPLANNED = http.UNPLANNED
 _SNIFF_BYTES = http.SNIFF_BYTES
 _sniff_image = http.sniff_image
 

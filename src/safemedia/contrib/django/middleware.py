@@ -141,17 +141,17 @@ class SafeMediaMiddleware:
 def _admit(request: HttpRequest) -> tuple[Runtime, RequestPlan | None, HttpResponseBase | None]:
     """The runtime, the request's plan, and the block response when its URL is blocked.
 
-    The plan is None when the request needs none before the view (:meth:`Runtime.needs_plan`:
+    The plan is None when the request needs none before the view (:meth:`Runtime.stand_in`:
     a path no blocked URL has, no ``Range`` or validators); it is made if the response is held.
     """
     runtime = get_runtime()
     try:
-        needed = runtime.needs_plan(
+        stand_in = runtime.stand_in(
             request.method or "GET", request.path, http.headers_from_environ(request.META)
         )
     except Exception:  # planned, which logs what went wrong
-        needed = True
-    if not needed:
+        stand_in = None
+    if stand_in is not None:
         return runtime, None, None
     rq = _plan(runtime, request)
     if rq.blocked:
