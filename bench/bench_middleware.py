@@ -312,10 +312,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _uvicorn(app: str, assets: Path) -> Any:
+def _uvicorn(app: str, assets: Path, tree: Path | None = None) -> Any:
+    """uvicorn serving ``app``; from the source tree ``tree`` (its ``src`` and ``bench``) when
+    given, else this one."""
     command = ["{python}", "-m", "uvicorn", "--port", "{port}", "--host", "127.0.0.1"]
     command += ["--no-access-log", "--log-level", "warning", "--factory", app]
-    return serve(command, env={"SMBENCH_ASSETS": str(assets)}, cwd=ROOT)
+    env = {"SMBENCH_ASSETS": str(assets)}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree)])
+    return serve(command, env=env, cwd=tree or ROOT)
 
 
 THROUGHPUT_SERVERS = {
@@ -326,16 +331,29 @@ THROUGHPUT_SERVERS = {
 }
 
 
-def throughput(assets: Path, rounds: int, seconds: float, path: str = "/text") -> dict[str, float]:
+def throughput(
+    assets: Path, rounds: int, seconds: float, path: str = "/text", other: Path | None = None
+) -> dict[str, float]:
     """Requests/s (wall clock) and server CPU per request of ``path`` for each of
-    THROUGHPUT_SERVERS, the order rotating every round; also the median of each round's ratio
-    to the bare server."""
-    rates: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
-    cpu: dict[str, list[float]] = {k: [] for k in THROUGHPUT_SERVERS}
+    THROUGHPUT_SERVERS, the order rotating every round; also the median and quartiles of each
+    round's ratio to the bare server. ``other``: the root of another source tree of safemedia
+    (the code before a change, say), whose wrapped app is one more server, ``other``."""
+    apps = dict(THROUGHPUT_SERVERS)
+    if other is not None:
+        apps["other"] = "wrapped_server"
+    rates: dict[str, list[float]] = {k: [] for k in apps}
+    cpu: dict[str, list[float]] = {k: [] for k in apps}
     with contextlib.ExitStack() as stack:
         servers = [
-            (tag, stack.enter_context(_uvicorn(f"bench.middleware_apps:{app}", assets)))
-            for tag, app in THROUGHPUT_SERVERS.items()
+            (
+                tag,
+                stack.enter_context(
+                    _uvicorn(
+                        f"bench.middleware_apps:{app}", assets, other if tag == "other" else None
+                    )
+                ),
+            )
+            for tag, app in apps.items()
         ]
         for _tag, server in servers:  # warm-up
             asyncio.run(_throughput(server.port, 0.5, 4, path))
@@ -348,9 +366,10 @@ def throughput(assets: Path, rounds: int, seconds: float, path: str = "/text") -
                 cpu[tag].append((_cpu_seconds(server.process.pid) - before) / max(done, 1))
     out = {k: statistics.median(v) for k, v in rates.items()}
     out.update({f"{k}_cpu": statistics.median(v) for k, v in cpu.items()})
-    for tag in THROUGHPUT_SERVERS:
+    for tag in apps:
         per_round = [t / b for t, b in zip(rates[tag], rates["bare"], strict=True)]
         out[f"{tag}_round_ratio"] = statistics.median(per_round)
+        out[f"{tag}_round_q1"], _, out[f"{tag}_round_q3"] = statistics.quantiles(per_round, n=4)
         cpu_round = [b / t for t, b in zip(cpu[tag], cpu["bare"], strict=True)]
         out[f"{tag}_cpu_round_ratio"] = statistics.median(cpu_round)
     return out
@@ -362,14 +381,18 @@ def _throughput_rows(tp: dict[str, float], path: str) -> list[tuple[str, str, st
     for tag, what in (
         ("bare", "bare app"),
         ("wrapped", "with SafeMediaMiddleware"),
+        ("other", "SafeMediaMiddleware of the other tree"),
         ("control", "control: a 2nd bare server"),
         ("null", "a pass-through ASGI middleware"),
     ):
+        if tag not in tp:
+            continue
         target = ">= 0.95" if tag == "wrapped" else ""
         rows.append(
             (
-                f"uvicorn {what_page}, {what}: req/s; ratio; per-round ratio",
-                f"{tp[tag]:.0f}; {tp[tag] / tp['bare']:.3f}; {tp[f'{tag}_round_ratio']:.3f}",
+                f"uvicorn {what_page}, {what}: req/s; ratio; per-round ratio (quartiles)",
+                f"{tp[tag]:.0f}; {tp[tag] / tp['bare']:.3f}; {tp[f'{tag}_round_ratio']:.3f} "
+                f"({tp[f'{tag}_round_q1']:.3f}-{tp[f'{tag}_round_q3']:.3f})",
                 target,
             )
         )
@@ -505,6 +528,12 @@ def main() -> int:
         default="text",
         help="part 2: the 5-byte text endpoint (default) or a 20-post forum thread page (HTML)",
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="TREE",
+        help="part 2: also the wrapped app of another source tree (e.g. a worktree of main)",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -521,7 +550,7 @@ def main() -> int:
             print("2. throughput through uvicorn ...", file=sys.stderr)
             path = f"/{args.page}"
             seconds = args.seconds or (1.0 if args.quick else 3.0)
-            tp = throughput(assets, args.rounds or rounds + 2, seconds, path)
+            tp = throughput(assets, args.rounds or rounds + 2, seconds, path, args.compare_with)
             rows += _throughput_rows(tp, path)
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
