@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_instructions.py             # in process, ~1 minute
     python bench/bench_instructions.py --server    # through uvicorn, with cache simulation, ~6 min
+    python bench/bench_instructions.py --server --path /page   # the forum thread page instead
 
 Needs valgrind (``apt-get install valgrind``). Timings on a shared 2-core machine move by 5-10%
 from run to run; instruction counts do not (about +-0.3%), so this is how a change to the
@@ -38,13 +39,13 @@ sys.path.insert(0, str(ROOT))
 APPS = {"bare": "bare_server", "pass-through": "null_server", "safemedia": "wrapped_server"}
 
 
-def _child(kind: str, requests: int) -> None:
+def _child(kind: str, requests: int, path: str = "/text") -> None:
     """Run ``requests`` raw ASGI calls of one app, instrumented only around them."""
     from bench import middleware_apps
     from bench.bench_middleware import _scope
 
     app = getattr(middleware_apps, APPS[kind])()
-    scope = _scope("/text")
+    scope = _scope(path)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
@@ -91,15 +92,16 @@ def callgrind_totals(files: Iterable[Path]) -> dict[str, int]:
     return totals
 
 
-def in_process(kind: str, requests: int, tmp: Path) -> dict[str, int]:
+def in_process(kind: str, requests: int, tmp: Path, path: str = "/text") -> dict[str, int]:
     out = str(tmp / f"in-process.{kind}.out")
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     command += [sys.executable, __file__, "--child", kind, "--requests", str(requests)]
+    command += ["--path", path]
     subprocess.run(command, check=True, capture_output=True, env=_env(tmp))
     return _totals(out)
 
 
-def through_server(kind: str, requests: int, tmp: Path) -> dict[str, int]:
+def through_server(kind: str, requests: int, tmp: Path, path: str = "/text") -> dict[str, int]:
     from bench.bench_middleware import _Conn
 
     out = str(tmp / f"server.{kind}.out")
@@ -127,7 +129,7 @@ def through_server(kind: str, requests: int, tmp: Path) -> dict[str, int]:
         async def fetch(n: int) -> None:
             conn = await _Conn.open(port)
             for _ in range(n):
-                await conn.get("/text")
+                await conn.get(path)
             conn.close()
 
         asyncio.run(fetch(300))
@@ -149,10 +151,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", action="store_true", help="through uvicorn (slow)")
     parser.add_argument("--requests", type=int, default=0, help="requests counted per app")
+    parser.add_argument(
+        "--path",
+        default="/text",
+        choices=("/text", "/page"),
+        help="the 5-byte text endpoint (default) or the 20-post thread page (Jinja2, ~9 kB)",
+    )
     parser.add_argument("--child", choices=APPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.requests)
+        _child(args.child, args.requests, args.path)
         return 0
     requests = args.requests or (1000 if args.server else 2000)
     from bench.middleware_apps import make_assets
@@ -164,10 +172,10 @@ def main() -> int:
         for kind in APPS:
             print(f"{kind} ...", file=sys.stderr)
             measure = through_server if args.server else in_process
-            rows.append((kind, measure(kind, requests, tmp)))
+            rows.append((kind, measure(kind, requests, tmp, args.path)))
     events = ("Ir", "I1mr", "D1mr", "D1mw") if args.server else ("Ir",)
     where = "through uvicorn (server process)" if args.server else "in process"
-    print(f"Per non-image request, {where}, {requests} requests; ratio to bare in brackets\n")
+    print(f"Per {args.path} request, {where}, {requests} requests; ratio to bare in brackets\n")
     print_table(rows, events, requests)
     return 0
 
