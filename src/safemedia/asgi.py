@@ -95,15 +95,19 @@ class SafeMediaMiddleware:
         except Exception:
             logger.exception("safemedia: error checking a request; planning it")
             stand_in = None
-        if stand_in is None:
-            await self._call_planned(scope, receive, send)
-            return
-        # most requests: the app is called as it is; planned only if the response is held
-        # _Responder(self, scope, None, stand-in, send), its slots set here: no __init__ frame
+        if stand_in is None:  # may be blocked, or its validators or Range the plan changes
+            planned = await self._plan_before_app(scope, send)
+            if planned is None:
+                return  # refused: the block reply was sent
+            scope, rq = planned
+            stand_in = rq
+        else:  # most requests: the app is called as it is; planned only if the response is held
+            rq = None
+        # the responder's slots set here, not in an __init__ (a frame of its own, per request)
         responder = _new_responder(_Responder)
         responder.middleware = self
         responder.scope = scope
-        responder.rq = None
+        responder.rq = rq
         responder.stand_in = stand_in
         responder.send_next = send
         responder.state = _WAITING
@@ -112,8 +116,9 @@ class SafeMediaMiddleware:
         if responder.state > _DONE:  # holding: the app ended without finishing its body
             await responder.app_ended_early()
 
-    async def _call_planned(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A request that may be blocked, or whose validators or Range the plan changes."""
+    async def _plan_before_app(self, scope: Scope, send: Send) -> tuple[Scope, RequestPlan] | None:
+        """Plan the request now: None when its URL is blocked (the block reply is sent), else
+        the scope to call the app with (Range and stale validators stripped) and the plan."""
         try:
             rq = self.plan(scope)
         except Exception:
@@ -121,14 +126,11 @@ class SafeMediaMiddleware:
             rq = conservative_plan(scope["method"], scope["path"])
         if rq.blocked:
             await _send_reply(send, self.runtime.block_reply(rq))
-            return
+            return None
         if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
             scope = dict(scope)
             scope["headers"] = apply_to_headers(list(scope["headers"]), rq)
-        responder = _Responder(self, scope, rq, rq, send)
-        await self.app(scope, receive, responder.send)
-        if responder.state > _DONE:
-            await responder.app_ended_early()
+        return scope, rq
 
     def plan(self, scope: Scope) -> RequestPlan:
         """The request's plan (:meth:`Runtime.plan_request`), from its scope."""
@@ -171,7 +173,10 @@ async def _send_reply(send: Send, reply: Reply) -> None:
 
 
 class _Responder:
-    """One response: passes non-images on, holds and buffers images until checked."""
+    """One response: passes non-images on, holds and buffers images until checked.
+
+    Made by :meth:`SafeMediaMiddleware.__call__`, which sets its slots (no ``__init__``).
+    """
 
     __slots__ = (
         "buffer",
@@ -185,25 +190,16 @@ class _Responder:
         "state",
     )
 
+    middleware: SafeMediaMiddleware
+    scope: Scope
+    rq: RequestPlan | None  # None until the response is held (or the request needed a plan)
+    stand_in: RequestPlan  # rq, or what plan_response needs of an unplanned request
+    send_next: Send
+    state: int
+    buffer: HeldBody  # _NO_BODY until a body chunk is held
+    # set when the response starts, not before:
     start: Message  # the app's http.response.start, held
     plan: ResponsePlan  # the decision on the response's headers (then on its first bytes)
-
-    def __init__(
-        self,
-        middleware: SafeMediaMiddleware,
-        scope: Scope,
-        rq: RequestPlan | None,
-        stand_in: RequestPlan,
-        send: Send,
-    ) -> None:
-        self.middleware = middleware
-        self.scope = scope
-        self.rq = rq  # None until the response is held (or the request needed a plan)
-        self.stand_in = stand_in  # rq, or what plan_response needs of an unplanned request
-        self.send_next = send
-        self.state = _WAITING
-        # ``start`` and ``plan`` are set when the response starts, not before (slots left unset)
-        self.buffer = _NO_BODY  # nothing held; a fresh HeldBody once a body chunk is held
 
     async def send(self, message: Message) -> None:
         # most responses are a start and one body message: their states are tested first

@@ -661,7 +661,6 @@ _MAGIC = (
 
 
 _MAGIC_FIRST_BYTES = frozenset(magic[0] for magic in (*_MAGIC, b"RIFF"))
-_MAGIC_FIRST = frozenset(magic[:1] for magic in (*_MAGIC, b"RIFF"))
 
 
 def _could_start_image(head: bytes) -> bool:

@@ -88,9 +88,7 @@ class SafeMediaMiddleware:
         except Exception:
             logger.exception("safemedia: error planning a request; stripping all validators")
             rq = http.conservative_plan(str(method), path)
-        if (
-            stand_in is not None
-        ):  # what the plan is made of, as before the app (which may change environ)
+        if stand_in is not None:  # no plan yet: what it is made of, as before the app
             host = get("HTTP_HOST") or _host(environ, None)
             target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
         else:
