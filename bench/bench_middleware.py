@@ -13,8 +13,10 @@ Measures (medians of interleaved rounds; figures go to docs/performance.md):
    this thread and in a worker thread, and with a control middleware that only holds and
    digests the body), the worker-thread hop, the largest digest on the loop, and the longest
    step the event loop runs while serving the 3.8 MB JPEG (a ticker task's gaps);
-2. requests/s through uvicorn for a non-image endpoint, bare app vs wrapped app, with a second
-   bare server (control) and a pass-through middleware in the same rotation; ``--page text``
+2. requests/s and server CPU a request through uvicorn for a non-image endpoint, bare app vs
+   wrapped app, with the bare app again (control) and a pass-through middleware in the same
+   rotation, each arm several processes (``--instances``), the load from ``wrk`` when installed
+   (:mod:`bench.server_rotation`); ``--page text``
    (default): a 5-byte text response, the least work an app can do, so the ratio shows the
    middleware's whole cost; ``--page page``: a 20-post forum thread page rendered with Jinja2;
 3. p50/p99 latency of small non-image requests through uvicorn while 16 clients fetch distinct
@@ -51,6 +53,7 @@ from bench.middleware_apps import (  # noqa: E402
     make_assets,
     wrapped_app,
 )
+from bench.server_rotation import ArmFigures, Load, Served, have_wrk, rotate, wrk_load  # noqa: E402
 from safemedia.http import plan_response  # noqa: E402
 from safemedia.runtime import LOOP_DIGEST_BYTES  # noqa: E402
 
@@ -306,101 +309,95 @@ async def _throughput_count(
     return done / (time.perf_counter() - started), done
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _uvicorn(app: str, assets: Path, tree: Path | None = None) -> Any:
+def _uvicorn(app: str, assets: Path, tree: Path | None = None, seed: int | None = None) -> Any:
     """uvicorn serving ``app``; from the source tree ``tree`` (its ``src`` and ``bench``) when
-    given, else this one."""
+    given, else this one; with ``PYTHONHASHSEED=seed`` when given."""
     command = ["{python}", "-m", "uvicorn", "--port", "{port}", "--host", "127.0.0.1"]
     command += ["--no-access-log", "--log-level", "warning", "--factory", app]
     env = {"SMBENCH_ASSETS": str(assets)}
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree)])
+    if seed is not None:
+        env["PYTHONHASHSEED"] = str(seed)
     return serve(command, env=env, cwd=tree or ROOT)
 
 
 THROUGHPUT_SERVERS = {
     "bare": "bare_server",
     "wrapped": "wrapped_server",
-    "control": "bare_server",  # a second, identical bare server: how far apart two equals land
+    "control": "bare_server",  # the bare app again: how far apart two equal arms land
     "null": "null_server",  # an ASGI middleware that only passes send through: any wrapper's cost
 }
 
 
+def python_load(path: str, connections: int = 4) -> Load:
+    """A :data:`~bench.server_rotation.Load` by this module's asyncio client (keep-alive)."""
+
+    def load(port: int, seconds: float) -> tuple[float, int]:
+        return asyncio.run(_throughput_count(port, seconds, connections, path))
+
+    return load
+
+
 def throughput(
-    assets: Path, rounds: int, seconds: float, path: str = "/text", other: Path | None = None
-) -> dict[str, float]:
-    """Requests/s (wall clock) and server CPU per request of ``path`` for each of
-    THROUGHPUT_SERVERS, the order rotating every round; also the median and quartiles of each
-    round's ratio to the bare server. ``other``: the root of another source tree of safemedia
-    (the code before a change, say), whose wrapped app is one more server, ``other``."""
+    assets: Path,
+    rounds: int,
+    seconds: float,
+    path: str = "/text",
+    other: Path | None = None,
+    instances: int = 3,
+    client: str = "wrk",
+) -> dict[str, ArmFigures]:
+    """Requests/s and server CPU a request of ``path`` for each arm of THROUGHPUT_SERVERS, each
+    arm ``instances`` uvicorn processes (hash seeds 0, 1, ...), loaded in turn
+    (:func:`bench.server_rotation.rotate`). ``other``: the root of another source tree of
+    safemedia (the code before a change, say), whose wrapped app is one more arm, ``other``.
+    ``client``: ``wrk`` or ``python``."""
     apps = dict(THROUGHPUT_SERVERS)
     if other is not None:
         apps["other"] = "wrapped_server"
-    rates: dict[str, list[float]] = {k: [] for k in apps}
-    cpu: dict[str, list[float]] = {k: [] for k in apps}
+    load = wrk_load(path) if client == "wrk" else python_load(path)
     with contextlib.ExitStack() as stack:
-        servers = [
-            (
-                tag,
-                stack.enter_context(
-                    _uvicorn(
-                        f"bench.middleware_apps:{app}", assets, other if tag == "other" else None
-                    )
-                ),
-            )
-            for tag, app in apps.items()
-        ]
-        for _tag, server in servers:  # warm-up
-            asyncio.run(_throughput(server.port, 0.5, 4, path))
-        for r in range(rounds):
-            turn = r % len(servers)
-            for tag, server in servers[turn:] + servers[:turn]:
-                before = _cpu_seconds(server.process.pid)
-                rate, done = asyncio.run(_throughput_count(server.port, seconds, 4, path))
-                rates[tag].append(rate)
-                cpu[tag].append((_cpu_seconds(server.process.pid) - before) / max(done, 1))
-    out = {k: statistics.median(v) for k, v in rates.items()}
-    out.update({f"{k}_cpu": statistics.median(v) for k, v in cpu.items()})
-    for tag in apps:
-        per_round = [t / b for t, b in zip(rates[tag], rates["bare"], strict=True)]
-        out[f"{tag}_round_ratio"] = statistics.median(per_round)
-        out[f"{tag}_round_q1"], _, out[f"{tag}_round_q3"] = statistics.quantiles(per_round, n=4)
-        cpu_round = [b / t for t, b in zip(cpu[tag], cpu["bare"], strict=True)]
-        out[f"{tag}_cpu_round_ratio"] = statistics.median(cpu_round)
-    return out
+        servers = []
+        for seed in range(instances):
+            for arm, app in apps.items():
+                tree = other if arm == "other" else None
+                server = stack.enter_context(
+                    _uvicorn(f"bench.middleware_apps:{app}", assets, tree, seed)
+                )
+                servers.append(Served(arm, server.port, server.process.pid))
+        return rotate(servers, rounds, seconds, load)
 
 
-def _throughput_rows(tp: dict[str, float], path: str) -> list[tuple[str, str, str]]:
+def _throughput_rows(
+    tp: dict[str, ArmFigures], path: str, instances: int, client: str
+) -> list[tuple[str, str, str]]:
     rows = []
     what_page = {"/text": "non-image", "/page": "thread page"}[path]
+    how = f"{instances} process{'es' if instances > 1 else ''} an arm, {client}"
     for tag, what in (
         ("bare", "bare app"),
         ("wrapped", "with SafeMediaMiddleware"),
         ("other", "SafeMediaMiddleware of the other tree"),
-        ("control", "control: a 2nd bare server"),
+        ("control", "control: the bare app again"),
         ("null", "a pass-through ASGI middleware"),
     ):
         if tag not in tp:
             continue
+        f = tp[tag]
         target = ">= 0.95" if tag == "wrapped" else ""
         rows.append(
             (
-                f"uvicorn {what_page}, {what}: req/s; ratio; per-round ratio (quartiles)",
-                f"{tp[tag]:.0f}; {tp[tag] / tp['bare']:.3f}; {tp[f'{tag}_round_ratio']:.3f} "
-                f"({tp[f'{tag}_round_q1']:.3f}-{tp[f'{tag}_round_q3']:.3f})",
+                f"uvicorn {what_page} ({how}), {what}: req/s; per-round ratio (quartiles)",
+                f"{f.rate:.0f}; {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f})",
                 target,
             )
         )
         rows.append(
             (
-                f"uvicorn {what_page}, {what}: server CPU a request; bare/this; per-round",
-                f"{tp[f'{tag}_cpu'] * 1e6:.0f} us; {tp['bare_cpu'] / tp[f'{tag}_cpu']:.3f}; "
-                f"{tp[f'{tag}_cpu_round_ratio']:.3f}",
+                f"uvicorn {what_page} ({how}), {what}: server CPU a request; "
+                "per-round bare/this (quartiles)",
+                f"{f.cpu * 1e6:.1f} us; {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f})",
                 target,
             )
         )
@@ -534,6 +531,18 @@ def main() -> int:
         metavar="TREE",
         help="part 2: also the wrapped app of another source tree (e.g. a worktree of main)",
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=3,
+        help="part 2: server processes an arm, hash seeds 0, 1, ... (default 3)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if have_wrk() else "python",
+        help="part 2: the load generator (default wrk when installed)",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -549,9 +558,17 @@ def main() -> int:
         if "2" in args.parts:
             print("2. throughput through uvicorn ...", file=sys.stderr)
             path = f"/{args.page}"
-            seconds = args.seconds or (1.0 if args.quick else 3.0)
-            tp = throughput(assets, args.rounds or rounds + 2, seconds, path, args.compare_with)
-            rows += _throughput_rows(tp, path)
+            seconds = args.seconds or (1.0 if args.quick else 2.0)
+            tp = throughput(
+                assets,
+                args.rounds or rounds + 2,
+                seconds,
+                path,
+                args.compare_with,
+                args.instances,
+                args.client,
+            )
+            rows += _throughput_rows(tp, path, args.instances, args.client)
         if "3" in args.parts:
             print("3. latency under image load ...", file=sys.stderr)
             large = "/large-parts/" if args.large == "parts" else "/large/"

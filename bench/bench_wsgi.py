@@ -16,11 +16,11 @@ SQLite store), so each request pays the real blocked-URL lookup.
 2. the same through Flask (``SafeMedia(app)``);
 3. a cached 1600x1200 JPEG: added latency vs the SHA-256 digest time of its body
    (target: <= digest + 100 us);
-4. requests/s of the Flask text endpoint through gunicorn, bare vs ``SafeMedia(app)``, rounds
-   alternated (target: within 5%): one gthread worker (4 threads) with 4 keep-alive clients, and
-   one sync worker with 4 clients opening a connection per request. A second bare server is
-   measured in the same rotation as a control (identical servers differ by several percent on a
-   shared machine); also the worker's CPU time a request (from /proc).
+4. requests/s and the worker's CPU time a request of the Flask text endpoint through gunicorn,
+   bare vs ``SafeMedia(app)`` (target: within 5%): one gthread worker (4 threads) and one sync
+   worker (which closes each connection), 4 clients (``wrk`` when installed). The bare app is
+   measured again in the same rotation as a control, and each arm is several servers with
+   different hash seeds (:mod:`bench.server_rotation`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from flask import Flask  # noqa: E402
 from tests.realserver import serve  # noqa: E402
 from tests.synthetic import picture  # noqa: E402
 
-from bench.bench_middleware import _cpu_seconds, _throughput_count  # noqa: E402
+from bench.bench_middleware import _throughput_count  # noqa: E402
+from bench.server_rotation import ArmFigures, Served, have_wrk, rotate, wrk_load  # noqa: E402
 from safemedia import Config  # noqa: E402
 from safemedia.contrib.flask import SafeMedia  # noqa: E402
 from safemedia.runtime import Runtime  # noqa: E402
@@ -188,64 +189,57 @@ async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[f
     return done / (time.perf_counter() - started), done
 
 
-Load = Callable[[int, float, int], Coroutine[Any, Any, tuple[float, int]]]
+PythonLoad = Callable[[int, float, int], Coroutine[Any, Any, tuple[float, int]]]
 """``load(port, seconds, clients)``: requests/s and how many were made."""
 
-WORKERS: dict[str, tuple[list[str], Load]] = {
+WORKERS: dict[str, tuple[list[str], PythonLoad]] = {
     "gthread": (["--worker-class", "gthread", "--threads", "4"], _throughput_count),
     "sync": (["--worker-class", "sync"], _fresh_connections),
 }
 
 
 def throughput(
-    worker: str, rounds: int, seconds: float, other: Path | None = None
-) -> dict[str, float]:
-    """Requests/s through gunicorn for the bare and the wrapped Flask app, and for a second bare
-    server (the control: what two identical servers differ by on this machine right now).
-
-    The servers are loaded in turn, the order rotating every round. Also the worker's CPU time
-    a request (from /proc), and the medians of the per-round ratios to the bare server (each
-    round ran within a few seconds, so a shift in the machine's load counts less than in the
-    ratio of the medians). ``other``: the root of another source tree of safemedia (a version
-    before a change, say); its wrapped app is a fourth server, ``other``.
+    worker: str,
+    rounds: int,
+    seconds: float,
+    other: Path | None = None,
+    instances: int = 3,
+    client: str = "wrk",
+) -> dict[str, ArmFigures]:
+    """Requests/s and the worker's CPU time a request through gunicorn for the bare and the
+    wrapped Flask app and for the bare app again (the control: what two equal arms differ by on
+    this machine right now), each arm ``instances`` gunicorn servers of one worker (hash seeds
+    0, 1, ...), loaded in turn (:func:`bench.server_rotation.rotate`). ``other``: the root of
+    another source tree of safemedia (a version before a change, say); its wrapped app is one
+    more arm, ``other``. ``client``: ``wrk`` or ``python`` (4 clients either way).
     """
-    options, load = WORKERS[worker]
+    options, python_load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
     command += [*options, "--log-level", "warning"]
     apps = {"bare": "bare()", "wrapped": "wrapped()", "control": "bare()"}
     if other is not None:
         apps["other"] = "wrapped()"
-    rates: dict[str, list[float]] = {tag: [] for tag in apps}
-    cpu: dict[str, list[float]] = {tag: [] for tag in apps}
+
+    def by_python(port: int, seconds: float) -> tuple[float, int]:
+        return asyncio.run(python_load(port, seconds, 4))
+
+    load = wrk_load("/text") if client == "wrk" else by_python
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
         toml.write_text('[safemedia]\nhash_lists = ["list.txt"]\nstore = "memory:"\n')
         servers = []
-        for tag, app in apps.items():
-            env = {"SAFEMEDIA_CONFIG": str(toml)}
-            if tag == "other" and other is not None:
-                env["PYTHONPATH"] = os.pathsep.join([str(other / "src"), str(other)])
-            cwd = other if tag == "other" else ROOT
-            s = stack.enter_context(serve([*command, f"bench.wsgi_apps:{app}"], env=env, cwd=cwd))
-            servers.append((tag, s.port, _worker_pid(s.process.pid)))
-        for _, port, _ in servers:
-            asyncio.run(load(port, 0.5, 4))
-        for r in range(rounds):
-            turn = r % len(servers)
-            for tag, port, pid in servers[turn:] + servers[:turn]:
-                before = _cpu_seconds(pid)
-                rate, done = asyncio.run(load(port, seconds, 4))
-                rates[tag].append(rate)
-                cpu[tag].append((_cpu_seconds(pid) - before) / max(done, 1))
-    result = {tag: statistics.median(values) for tag, values in rates.items()}
-    for tag in apps:
-        result[f"{tag} cpu"] = statistics.median(cpu[tag])
-        ratios = [x / b for b, x in zip(rates["bare"], rates[tag], strict=True)]
-        result[f"{tag} paired"] = statistics.median(ratios)
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        result[f"{tag} q1"], result[f"{tag} q3"] = quartiles[0], quartiles[2]
-    return result
+        for seed in range(instances):
+            for tag, app in apps.items():
+                env = {"SAFEMEDIA_CONFIG": str(toml), "PYTHONHASHSEED": str(seed)}
+                if tag == "other" and other is not None:
+                    env["PYTHONPATH"] = os.pathsep.join([str(other / "src"), str(other)])
+                cwd = other if tag == "other" else ROOT
+                s = stack.enter_context(
+                    serve([*command, f"bench.wsgi_apps:{app}"], env=env, cwd=cwd)
+                )
+                servers.append(Served(tag, s.port, _worker_pid(s.process.pid)))
+        return rotate(servers, rounds, seconds, load)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve the wrapped app from this safemedia source tree (e.g. a `git archive` "
         "of the version before a change)",
     )
+    parser.add_argument(
+        "--instances", type=int, default=3, help="gunicorn servers an arm (default 3)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if have_wrk() else "python",
+        help="the load generator (default wrk when installed)",
+    )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"load {os.getloadavg()}\n")
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         in_process(rounds, calls)
     if args.only != "process":
         rounds = args.server_rounds or (6 if args.quick else 12)
-        servers(rounds, 1.0 if args.quick else 2.0, args.compare_with)
+        servers(rounds, 1.0 if args.quick else 2.0, args.compare_with, args.instances, args.client)
     return 0
 
 
@@ -298,39 +301,27 @@ def in_process(rounds: int, calls: int) -> None:
     )
 
 
-def servers(rounds: int, seconds: float, other: Path | None = None) -> None:
+def servers(
+    rounds: int, seconds: float, other: Path | None = None, instances: int = 3, client: str = "wrk"
+) -> None:
     """Print the gunicorn table."""
-    us = 1e6
-    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients), {rounds} rounds")
+    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients by {client}), {rounds}")
     load = os.getloadavg()[0]
-    print(f"of {seconds:.0f} s, the order rotating; load average {load:.1f} at the start\n")
-    print("| worker | bare app | with SafeMedia | ratio | median per-round ratio |", end="")
-    print(" control: a 2nd bare server, ratio / per-round | worker CPU a request, bare /", end="")
-    print(" wrapped | target |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    spreads: list[str] = []
-    others: list[str] = []
+    print(f"rounds of {seconds:.0f} s, {instances} servers an arm (hash seeds 0-{instances - 1}),")
+    print(f"the order rotating; load average {load:.1f} at the start; per-round ratios to the")
+    print("bare arm, median (quartiles); CPU: bare / this\n")
+    print("| worker | arm | req/s | req/s ratio | worker CPU a request | CPU ratio | target |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for worker in WORKERS:
-        t = throughput(worker, rounds, seconds, other)
-        print(
-            f"| {worker} | {t['bare']:.0f} req/s | {t['wrapped']:.0f} req/s "
-            f"| {t['wrapped'] / t['bare']:.3f} | {t['wrapped paired']:.3f} "
-            f"| {t['control'] / t['bare']:.3f} / {t['control paired']:.3f} "
-            f"| {t['bare cpu'] * us:.0f} / {t['wrapped cpu'] * us:.0f} us | >= 0.95 |"
-        )
-        spreads.append(
-            f"{worker}: wrapped {t['wrapped q1']:.3f}-{t['wrapped q3']:.3f}, "
-            f"control {t['control q1']:.3f}-{t['control q3']:.3f}"
-        )
-        if other is not None:
-            others.append(
-                f"{worker}: {t['other'] / t['bare']:.3f} / {t['other paired']:.3f} "
-                f"(quartiles {t['other q1']:.3f}-{t['other q3']:.3f}), "
-                f"worker CPU a request {t['other cpu'] * us:.0f} us"
+        figures = throughput(worker, rounds, seconds, other, instances, client)
+        for arm, f in figures.items():
+            label = f"wrapped, {other}" if arm == "other" else arm
+            print(
+                f"| {worker} | {label} | {f.rate:.0f} "
+                f"| {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f}) "
+                f"| {f.cpu * 1e6:.1f} us | {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f}) "
+                f"| {'>= 0.95' if arm == 'wrapped' else ''} |"
             )
-    print("\nper-round ratios to the bare server, interquartile range:", "; ".join(spreads))
-    if other is not None:
-        print(f"\nthe wrapped app from {other}, ratio / per-round:", "; ".join(others))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
