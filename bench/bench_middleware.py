@@ -53,7 +53,14 @@ from bench.middleware_apps import (  # noqa: E402
     make_assets,
     wrapped_app,
 )
-from bench.server_rotation import ArmFigures, Load, Served, have_wrk, rotate, wrk_load  # noqa: E402
+from bench.server_rotation import (  # noqa: E402
+    ArmFigures,
+    Served,
+    asyncio_load,
+    have_wrk,
+    rotate,
+    wrk_load,
+)
 from safemedia.http import plan_response  # noqa: E402
 from safemedia.runtime import LOOP_DIGEST_BYTES  # noqa: E402
 
@@ -281,12 +288,6 @@ class _Conn:
         self.writer.close()
 
 
-async def _throughput(port: int, seconds: float, connections: int, path: str = "/text") -> float:
-    """Requests/s for ``path`` with ``connections`` keep-alive clients."""
-    rate, _ = await _throughput_count(port, seconds, connections, path)
-    return rate
-
-
 async def _throughput_count(
     port: int, seconds: float, connections: int, path: str = "/text"
 ) -> tuple[float, int]:
@@ -330,15 +331,6 @@ THROUGHPUT_SERVERS = {
 }
 
 
-def python_load(path: str, connections: int = 4) -> Load:
-    """A :data:`~bench.server_rotation.Load` by this module's asyncio client (keep-alive)."""
-
-    def load(port: int, seconds: float) -> tuple[float, int]:
-        return asyncio.run(_throughput_count(port, seconds, connections, path))
-
-    return load
-
-
 def throughput(
     assets: Path,
     rounds: int,
@@ -356,7 +348,7 @@ def throughput(
     apps = dict(THROUGHPUT_SERVERS)
     if other is not None:
         apps["other"] = "wrapped_server"
-    load = wrk_load(path) if client == "wrk" else python_load(path)
+    load = wrk_load(path) if client == "wrk" else asyncio_load(_throughput_count, 4, path)
     with contextlib.ExitStack() as stack:
         servers = []
         for seed in range(instances):

@@ -50,7 +50,14 @@ from tests.realserver import serve  # noqa: E402
 from tests.synthetic import picture  # noqa: E402
 
 from bench.bench_middleware import _throughput_count  # noqa: E402
-from bench.server_rotation import ArmFigures, Served, have_wrk, rotate, wrk_load  # noqa: E402
+from bench.server_rotation import (  # noqa: E402
+    ArmFigures,
+    Served,
+    asyncio_load,
+    have_wrk,
+    rotate,
+    wrk_load,
+)
 from safemedia import Config  # noqa: E402
 from safemedia.contrib.flask import SafeMedia  # noqa: E402
 from safemedia.runtime import Runtime  # noqa: E402
@@ -219,11 +226,7 @@ def throughput(
     apps = {"bare": "bare()", "wrapped": "wrapped()", "control": "bare()"}
     if other is not None:
         apps["other"] = "wrapped()"
-
-    def by_python(port: int, seconds: float) -> tuple[float, int]:
-        return asyncio.run(python_load(port, seconds, 4))
-
-    load = wrk_load("/text") if client == "wrk" else by_python
+    load = wrk_load("/text") if client == "wrk" else asyncio_load(python_load, 4)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"

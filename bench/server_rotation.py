@@ -16,6 +16,7 @@ Otherwise from a Python asyncio client. The server's CPU time is read at nanosec
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -24,9 +25,10 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 Load = Callable[[int, float], tuple[float, int]]
 """``load(port, seconds)``: the requests/s reached and the number of requests made."""
@@ -78,6 +80,17 @@ def process_cpu_seconds(pid: int) -> float:
 
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
+
+
+def asyncio_load(
+    client: Callable[..., Coroutine[Any, Any, tuple[float, int]]], *args: object
+) -> Load:
+    """A :data:`Load` by an asyncio client: ``client(port, seconds, *args)`` run to the end."""
+
+    def load(port: int, seconds: float) -> tuple[float, int]:
+        return asyncio.run(client(port, seconds, *args))
+
+    return load
 
 
 def wrk_load(path: str, connections: int = 4) -> Load:
