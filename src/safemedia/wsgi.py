@@ -69,6 +69,7 @@ class SafeMediaMiddleware:
     ) -> None:
         self.app = app
         self.runtime = runtime if runtime is not None else Runtime(config)
+        self._stand_in = self.runtime.stand_in
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
@@ -77,12 +78,14 @@ class SafeMediaMiddleware:
         stand_in: RequestPlan | None = None
         path = ""
         try:
-            path = request_path(environ)
+            path = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # request_path, ASCII, inline
+            if type(path) is not str or not path.isascii():
+                path = request_path(environ)
             if environ.keys().isdisjoint(_VALIDATOR_KEYS):  # most requests: no list to build
                 headers = _NO_HEADERS
             else:
                 headers = http.headers_from_environ(environ)
-            stand_in = self.runtime.stand_in(method, path, headers)
+            stand_in = self._stand_in(method, path, headers)
             if stand_in is None:
                 rq = self.plan(environ)
         except Exception:
@@ -216,7 +219,8 @@ def peek_file(filelike: Any, size: int) -> bytes | None:
 
 
 def _peek(result: Iterable[bytes]) -> bytes | None:
-    """The first bytes of a body that can be read without consuming it: a list or tuple of
+    """The first bytes (at least :data:`http.SNIFF_BYTES`, or the whole body; a single chunk is
+    returned whole) of a body that can be read without consuming it: a list or tuple of
     chunks, the chunk list inside a werkzeug ``ClosingIterator`` (what Flask returns), or the
     file inside a ``wsgi.file_wrapper`` (wsgiref's and gunicorn's ``filelike``, werkzeug's
     ``file``); else None.
@@ -229,10 +233,14 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
     """
     kind = type(result)
     step: Any
-    if kind is _closing_iterator:  # werkzeug's (Flask's), once seen: sets _next when made
+    generator: Any
+    if kind is _closing_iterator:  # werkzeug's (Flask's), once seen: _next = partial(next, it)
         try:
             step = result._next  # type: ignore[attr-defined]
-        except AttributeError:
+            if step.func is not next:
+                return None
+            generator = step.args[0]
+        except (AttributeError, IndexError):
             return None
     elif kind is list or kind is tuple:
         return _head(result, text=False)  # type: ignore[arg-type]
@@ -241,12 +249,12 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
         if step is None:
             filelike = getattr(result, "filelike", None) or getattr(result, "file", None)
             return peek_file(filelike, _SNIFF_BYTES)
-    if type(step) is not _partial:
-        return None
-    args = step.args
-    if len(args) != 1 or step.func is not next:
-        return None
-    generator = args[0]
+        if type(step) is not _partial:
+            return None
+        args = step.args
+        if len(args) != 1 or step.func is not next:
+            return None
+        generator = args[0]
     # Unstarted: not suspended (nor running: that is only possible inside its own body,
     # werkzeug's encoder, which does not call back here).
     if (
@@ -263,21 +271,22 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
         chunks = _encoder_iterable(generator)
     kind = type(chunks)
     if kind is list or kind is tuple:
-        if len(chunks) == 1:  # the common case: one chunk
+        if len(chunks) == 1:  # the common case: one chunk, the whole body
             chunk = chunks[0]
             if type(chunk) is bytes:
-                return chunk if len(chunk) <= _SNIFF_BYTES else chunk[:_SNIFF_BYTES]
+                return chunk
         return _head(chunks, text=True)
     return None
 
 
 def _head(chunks: list[Any] | tuple[Any, ...], *, text: bool) -> bytes | None:
-    """The first :data:`http.SNIFF_BYTES` (or fewer) of a list of chunks; ``text``: ``str``
-    chunks are sent UTF-8 encoded (werkzeug). None for a chunk that is not bytes."""
-    if len(chunks) == 1:  # the common case: one chunk
+    """The first :data:`http.SNIFF_BYTES` (or fewer) of a list of chunks, a single chunk whole;
+    ``text``: ``str`` chunks are sent UTF-8 encoded (werkzeug). None for a chunk that is not
+    bytes."""
+    if len(chunks) == 1:  # the common case: one chunk, the whole body
         chunk = chunks[0]
         if type(chunk) is bytes:
-            return chunk if len(chunk) <= _SNIFF_BYTES else chunk[:_SNIFF_BYTES]
+            return chunk
     head = b""
     for chunk in chunks:
         if text and type(chunk) is str:
@@ -458,8 +467,11 @@ class _Exchange:
                 return self._write if self.pending else self.server_write
             exc_info = None
         self.status_line = status
-        self.headers = headers = list(headers)
-        self.status = code = _STATUS_CODES.get(status) or _status_code(status)
+        self.headers = headers  # the app's own list, as servers keep it (copied once held: _take)
+        if status == "200 OK":  # most responses: a fresh string each time, not hashed
+            self.status = code = 200
+        else:
+            self.status = code = _STATUS_CODES.get(status) or _status_code(status)
         if not code:
             return self._forward(None)  # not HTTP the policy can read: the server complains
         try:  # every body sniffed (sniff_labelled), whatever its label
@@ -563,6 +575,7 @@ class _Exchange:
         if buffer is None:
             buffer = self.buffer = []
             self.size = 0
+            self.headers = list(self.headers)  # held: what the app does to its list now is not sent
         buffer.append(data if type(data) is bytes else bytes(data))
         self.size += len(data)
         if mode is _SNIFF:
