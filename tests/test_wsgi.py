@@ -170,6 +170,32 @@ def test_a_clean_image_passes_byte_identical_with_its_content_length() -> None:
     assert recorder.detections == []
 
 
+def test_headers_the_app_changes_while_its_image_is_held_are_not_sent() -> None:
+    runtime, _ = make()
+    headers = [("Content-Type", "image/png")]
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", headers)
+        for chunk in chunks(CLEAN):
+            yield chunk
+            headers.append(("X-Late", "1"))  # after the first chunk: a server has sent them
+
+    server = Server()
+    body = server.run(SafeMediaMiddleware(app, runtime=runtime), environ("/a.png"))
+    assert body == CLEAN
+    assert server.header("Content-Type") == "image/png"
+    assert server.header("X-Late") is None
+
+
+def test_a_non_image_response_goes_to_the_server_with_the_apps_own_header_list() -> None:
+    runtime, _ = make()
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "5")]
+    server = Server()
+    body = server.run(SafeMediaMiddleware(eager([b"hello"], headers), runtime=runtime), environ())
+    assert body == b"hello"
+    assert server.headers is headers
+
+
 def test_a_listed_image_is_blocked_with_none_of_its_headers() -> None:
     runtime, recorder = make()
     app_body = Closing(chunks(LISTED))

@@ -519,7 +519,7 @@ def plan_response(
             name.islower() or (header := _RESPONSE_HEADERS.get(name.lower())) is None
         ):
             continue  # most headers: one dict look-up
-        if header == 0:
+        if not header:  # 0: content-type
             found = _MEDIA_KINDS.get(value) or _media_kind(value)
             if media_type is None or found[1] is _IMAGE:  # the first type, unless one is image/*
                 media_type, kind = found

@@ -432,8 +432,8 @@ class Runtime:
         if monotonic() >= state[3]:  # check_at
             state = blocked.refresh()
         terms = state[2]
-        if terms is None or path in terms or not path or path[0] != "/":
-            return None
+        if terms is None or not path or path[0] != "/" or (terms and path in terms):
+            return None  # (an empty index: the path not hashed)
         for name, _ in headers:
             if name in _VALIDATORS:
                 return None

@@ -74,46 +74,54 @@ class SafeMediaMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
         method = get("REQUEST_METHOD", "GET")
-        rq: RequestPlan | None = None  # most requests: planned only if the response is held
-        stand_in: RequestPlan | None = None
-        path = ""
         try:
             path = get("SCRIPT_NAME", "") + get("PATH_INFO", "")  # request_path, ASCII, inline
             if type(path) is not str or not path.isascii():
                 path = request_path(environ)
-            if environ.keys().isdisjoint(_VALIDATOR_KEYS):  # most requests: no list to build
-                headers = _NO_HEADERS
-            else:
-                headers = http.headers_from_environ(environ)
-            stand_in = self._stand_in(method, path, headers)
-            if stand_in is None:
-                rq = self.plan(environ)
+            stand_in = self._stand_in(
+                method,
+                path,
+                _NO_HEADERS  # most requests: no list to build
+                if environ.keys().isdisjoint(_VALIDATOR_KEYS)
+                else http.headers_from_environ(environ),
+            )
         except Exception:
-            logger.exception("safemedia: error planning a request; stripping all validators")
-            rq = http.conservative_plan(str(method), path)
-        if stand_in is not None:  # no plan yet: what it is made of, as before the app
+            logger.exception("safemedia: error checking a request; planning it")
+            stand_in = None
+        exchange = _Exchange()  # no __init__ (see _Exchange)
+        if stand_in is not None:  # most requests: no plan yet, what it is made of as it came
             host = get("HTTP_HOST") or _host(environ, None)
-            target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
+            exchange.target = (method, path, host, get("QUERY_STRING", ""), get("REMOTE_ADDR"))
         else:
-            if rq is None:  # never: planned above, or the conservative plan
-                rq = http.conservative_plan(str(method), path)
+            rq = self._plan_before_app(environ)
             if rq.blocked:
                 reply = self.runtime.block_reply(rq)
                 start_response(_status_line(reply.status), http.headers_to_wsgi(reply.headers))
                 return [reply.body]
-            if rq.strip or rq.set:  # rq.changes_headers, without a property call per request
-                http.apply_to_environ(environ, rq)
-            stand_in = rq
-            target = _PLANNED
-        exchange = _Exchange()  # no __init__ (see _Exchange)
+            exchange.target = _PLANNED
+            exchange.rq = stand_in = rq
         exchange.runtime = self.runtime
-        exchange.rq = rq  # None until the response is held (or the request needed a plan)
         exchange.stand_in = stand_in
-        exchange.target = target  # read when rq is None
         exchange.server_start = start_response
         exchange.mode = _STARTING
         exchange.buffer = None
         return exchange.finish(self.app(environ, exchange.start_response))
+
+    def _plan_before_app(self, environ: WSGIEnvironment) -> RequestPlan:
+        """The plan of a request that may be blocked or carries validators or ``Range``, its
+        stripped and rewritten headers applied to ``environ`` unless it is blocked."""
+        try:
+            rq = self.plan(environ)
+        except Exception:
+            logger.exception("safemedia: error planning a request; stripping all validators")
+            try:
+                path = request_path(environ)
+            except Exception:
+                path = ""
+            rq = http.conservative_plan(str(environ.get("REQUEST_METHOD", "GET")), path)
+        if not rq.blocked and (rq.strip or rq.set):  # rq.changes_headers, without a property
+            http.apply_to_environ(environ, rq)
+        return rq
 
     def plan(self, environ: WSGIEnvironment) -> RequestPlan:
         """The request's plan (:meth:`Runtime.plan_request`), from its environ."""
@@ -255,20 +263,21 @@ def _peek(result: Iterable[bytes]) -> bytes | None:
         if len(args) != 1 or step.func is not next:
             return None
         generator = args[0]
-    # Unstarted: not suspended (nor running: that is only possible inside its own body,
-    # werkzeug's encoder, which does not call back here).
-    if (
-        type(generator) is not _Generator
-        or generator.gi_code is not (_werkzeug_encoder or _find_werkzeug_encoder())
-        or generator.gi_suspended
-    ):
-        return None  # not werkzeug's, or already started
     chunks: Any
-    if _encoder_iterable is _last_referent:  # the call inlined: this runs for every request
-        found = _get_referents(generator)
-        chunks = found[-1] if found else None
-    else:
-        chunks = _encoder_iterable(generator)
+    try:
+        # werkzeug's encoder, unstarted: not suspended (nor running: that is only possible
+        # inside its own body, which does not call back here); gi_code: a generator
+        if (
+            generator.gi_code is not (_werkzeug_encoder or _find_werkzeug_encoder())
+            or generator.gi_suspended
+        ):
+            return None  # not werkzeug's, or already started
+        if _encoder_iterable is _last_referent:  # the call inlined: this runs for every request
+            chunks = _get_referents(generator)[-1]
+        else:
+            chunks = _encoder_iterable(generator)
+    except (AttributeError, IndexError):  # not a generator; no referents
+        return None
     kind = type(chunks)
     if kind is list or kind is tuple:
         if len(chunks) == 1:  # the common case: one chunk, the whole body
@@ -377,19 +386,21 @@ Target = tuple[str, str, Any, Any, Any]
 plan is made of if its response is held, as the environ had them before the app was called."""
 
 _PLANNED: Target = ("", "", None, None, None)
-"""The target of a request planned before the app (not read: its plan is made)."""
+"""The target of a request whose plan is made (``_Exchange.rq``): not read."""
 _NO_HEADERS: http.Headers = []  # never changed
 _VALIDATOR_KEYS = http.VALIDATOR_ENVIRON_KEYS
 _SNIFF_BYTES = http.SNIFF_BYTES
 _sniff_image = http.sniff_image
+_plan_response = http.plan_response
 
 
 class _Exchange:
     """One request's response: a ``start_response`` for the app, then its body.
 
     Made by :class:`SafeMediaMiddleware` without an ``__init__`` (a class call runs one in a
-    frame of its own: ~0.1 us), which sets ``runtime``, ``rq``, ``stand_in``, ``target``,
-    ``server_start``, ``mode`` and ``buffer``: only what every response needs. The body buffer
+    frame of its own: ~0.1 us), which sets ``runtime``, ``stand_in``, ``target``,
+    ``server_start``, ``mode`` and ``buffer``: only what every response needs, and ``rq`` for
+    a request planned before the app (``target`` is then ``_PLANNED``). The body buffer
     (``buffer``, ``size``), the bytes held back when a response passes (``pending``), the
     ``reply`` and, for a request not planned before the app, its plan (``rq``, see
     :meth:`request`) are made only when a response is held. ``server_write`` is set once the
@@ -415,7 +426,7 @@ class _Exchange:
     )
 
     runtime: Runtime
-    rq: RequestPlan | None
+    rq: RequestPlan  # set only once target is _PLANNED
     stand_in: RequestPlan  # rq, or http.unplanned(method) while there is none
     target: Target
     server_start: StartResponse
@@ -436,22 +447,22 @@ class _Exchange:
         Such a request is a GET or HEAD without ``Range`` or validators (headers: none to
         read), or another method (headers: not read).
         """
-        rq = self.rq
-        if rq is None:
-            method, path, host, query, client = self.target
-            try:
-                rq = self.runtime.plan_request(
-                    method,
-                    str(host),
-                    path,
-                    str(query),
-                    [],  # none to read: see above
-                    client=client,
-                )
-            except Exception:
-                logger.exception("safemedia: error planning a request; stripping all validators")
-                rq = http.conservative_plan(method, path)
-            self.rq = rq
+        if self.target is _PLANNED:
+            return self.rq
+        method, path, host, query, client = self.target
+        try:
+            rq = self.runtime.plan_request(
+                method,
+                str(host),
+                path,
+                str(query),
+                [],  # none to read: see above
+                client=client,
+            )
+        except Exception:
+            logger.exception("safemedia: error planning a request; stripping all validators")
+            rq = http.conservative_plan(method, path)
+        self.rq, self.target = rq, _PLANNED
         return rq
 
     # --- what the app calls -------------------------------------------------------------------
@@ -472,10 +483,10 @@ class _Exchange:
             self.status = code = 200
         else:
             self.status = code = _STATUS_CODES.get(status) or _status_code(status)
-        if not code:
-            return self._forward(None)  # not HTTP the policy can read: the server complains
+            if not code:
+                return self._forward(None)  # not HTTP the policy can read: the server complains
         try:  # every body sniffed (sniff_labelled), whatever its label
-            plan = http.plan_response(self.stand_in, code, headers, self.runtime.config, True)
+            plan = _plan_response(self.stand_in, code, headers, self.runtime.config, True)
         except Exception:  # headers a server would refuse too: fail closed, recorded
             logger.exception(
                 "safemedia: unreadable response headers for %s", self.request().request.url
