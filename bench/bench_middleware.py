@@ -57,6 +57,7 @@ from bench.server_rotation import (  # noqa: E402
     ArmFigures,
     Served,
     asyncio_load,
+    can_pin,
     have_wrk,
     rotate,
     wrk_load,
@@ -339,12 +340,13 @@ def throughput(
     other: Path | None = None,
     instances: int = 3,
     client: str = "wrk",
+    pin: bool = False,
 ) -> dict[str, ArmFigures]:
     """Requests/s and server CPU a request of ``path`` for each arm of THROUGHPUT_SERVERS, each
     arm ``instances`` uvicorn processes (hash seeds 0, 1, ...), loaded in turn
     (:func:`bench.server_rotation.rotate`). ``other``: the root of another source tree of
     safemedia (the code before a change, say), whose wrapped app is one more arm, ``other``.
-    ``client``: ``wrk`` or ``python``."""
+    ``client``: ``wrk`` or ``python``; ``pin``: servers and load on separate cores."""
     apps = dict(THROUGHPUT_SERVERS)
     if other is not None:
         apps["other"] = "wrapped_server"
@@ -358,7 +360,7 @@ def throughput(
                     _uvicorn(f"bench.middleware_apps:{app}", assets, tree, seed)
                 )
                 servers.append(Served(arm, server.port, server.process.pid))
-        return rotate(servers, rounds, seconds, load)
+        return rotate(servers, rounds, seconds, load, pin=pin)
 
 
 def _throughput_rows(
@@ -535,6 +537,12 @@ def main() -> int:
         default="wrk" if have_wrk() else "python",
         help="part 2: the load generator (default wrk when installed)",
     )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=can_pin(),
+        help="part 2: servers on the last core, the load on the others (default: 2+ cores)",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -559,6 +567,7 @@ def main() -> int:
                 args.compare_with,
                 args.instances,
                 args.client,
+                args.pin,
             )
             rows += _throughput_rows(tp, path, args.instances, args.client)
         if "3" in args.parts:

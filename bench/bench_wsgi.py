@@ -16,9 +16,10 @@ SQLite store), so each request pays the real blocked-URL lookup.
 2. the same through Flask (``SafeMedia(app)``);
 3. a cached 1600x1200 JPEG: added latency vs the SHA-256 digest time of its body
    (target: <= digest + 100 us);
-4. requests/s and the worker's CPU time a request of the Flask text endpoint through gunicorn,
-   bare vs ``SafeMedia(app)`` (target: within 5%): one gthread worker (4 threads) and one sync
-   worker (which closes each connection), 4 clients (``wrk`` when installed). The bare app is
+4. requests/s and the worker's CPU time a request through gunicorn, bare vs ``SafeMedia(app)``
+   (target: within 5%), of the Flask text endpoint (hello world) and of a forum thread page
+   (``--paths``; :mod:`bench.wsgi_apps`): one gthread worker (4 threads) and one sync worker
+   (which closes each connection), 4 clients (``wrk`` when installed). The bare app is
    measured again in the same rotation as a control, and each arm is several servers with
    different hash seeds (:mod:`bench.server_rotation`).
 """
@@ -54,6 +55,7 @@ from bench.server_rotation import (  # noqa: E402
     ArmFigures,
     Served,
     asyncio_load,
+    can_pin,
     have_wrk,
     rotate,
     wrk_load,
@@ -173,12 +175,14 @@ def _worker_pid(master: int) -> int:
         time.sleep(0.1)
 
 
-async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[float, int]:
-    """Requests/s for ``/text`` with ``clients`` clients, a new connection per request (the
+async def _fresh_connections(
+    port: int, seconds: float, clients: int, path: str = "/text"
+) -> tuple[float, int]:
+    """Requests/s for ``path`` with ``clients`` clients, a new connection per request (the
     sync worker closes each one), and their number."""
     done = 0
     stop = time.perf_counter() + seconds
-    request = b"GET /text HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
 
     async def client() -> None:
         nonlocal done
@@ -196,8 +200,8 @@ async def _fresh_connections(port: int, seconds: float, clients: int) -> tuple[f
     return done / (time.perf_counter() - started), done
 
 
-PythonLoad = Callable[[int, float, int], Coroutine[Any, Any, tuple[float, int]]]
-"""``load(port, seconds, clients)``: requests/s and how many were made."""
+PythonLoad = Callable[[int, float, int, str], Coroutine[Any, Any, tuple[float, int]]]
+"""``load(port, seconds, clients, path)``: requests/s and how many were made."""
 
 WORKERS: dict[str, tuple[list[str], PythonLoad]] = {
     "gthread": (["--worker-class", "gthread", "--threads", "4"], _throughput_count),
@@ -212,13 +216,16 @@ def throughput(
     other: Path | None = None,
     instances: int = 3,
     client: str = "wrk",
+    path: str = "/text",
+    pin: bool = False,
 ) -> dict[str, ArmFigures]:
     """Requests/s and the worker's CPU time a request through gunicorn for the bare and the
     wrapped Flask app and for the bare app again (the control: what two equal arms differ by on
     this machine right now), each arm ``instances`` gunicorn servers of one worker (hash seeds
     0, 1, ...), loaded in turn (:func:`bench.server_rotation.rotate`). ``other``: the root of
     another source tree of safemedia (a version before a change, say); its wrapped app is one
-    more arm, ``other``. ``client``: ``wrk`` or ``python`` (4 clients either way).
+    more arm, ``other`` (its ``bench.wsgi_apps`` must serve ``path``). ``client``: ``wrk`` or
+    ``python`` (4 clients either way); ``pin``: servers and load on separate cores.
     """
     options, python_load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
@@ -226,7 +233,7 @@ def throughput(
     apps = {"bare": "bare()", "wrapped": "wrapped()", "control": "bare()"}
     if other is not None:
         apps["other"] = "wrapped()"
-    load = wrk_load("/text") if client == "wrk" else asyncio_load(python_load, 4)
+    load = wrk_load(path) if client == "wrk" else asyncio_load(python_load, 4, path)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
@@ -242,7 +249,7 @@ def throughput(
                     serve([*command, f"bench.wsgi_apps:{app}"], env=env, cwd=cwd)
                 )
                 servers.append(Served(tag, s.port, _worker_pid(s.process.pid)))
-        return rotate(servers, rounds, seconds, load)
+        return rotate(servers, rounds, seconds, load, pin=pin)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         default="wrk" if have_wrk() else "python",
         help="the load generator (default wrk when installed)",
     )
+    parser.add_argument(
+        "--paths",
+        default="/text,/page",
+        help="gunicorn part: the endpoints, comma-separated (default /text,/page)",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=can_pin(),
+        help="gunicorn part: worker on the last core, load on the others (default: 2+ cores)",
+    )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"load {os.getloadavg()}\n")
@@ -277,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         in_process(rounds, calls)
     if args.only != "process":
         rounds = args.server_rounds or (6 if args.quick else 12)
-        servers(rounds, 1.0 if args.quick else 2.0, args.compare_with, args.instances, args.client)
+        paths = [p for p in args.paths.split(",") if p]
+        seconds = 1.0 if args.quick else 2.0
+        servers(rounds, seconds, args.compare_with, args.instances, args.client, paths, args.pin)
     return 0
 
 
@@ -305,27 +325,50 @@ def in_process(rounds: int, calls: int) -> None:
 
 
 def servers(
-    rounds: int, seconds: float, other: Path | None = None, instances: int = 3, client: str = "wrk"
+    rounds: int,
+    seconds: float,
+    other: Path | None = None,
+    instances: int = 3,
+    client: str = "wrk",
+    paths: Iterable[str] = ("/text",),
+    pin: bool = False,
 ) -> None:
     """Print the gunicorn table."""
-    print(f"\nFlask text endpoint through gunicorn (1 worker, 4 clients by {client}), {rounds}")
+    pinned = ", worker and load pinned to separate cores" if pin else ""
+    print(f"\nFlask through gunicorn (1 worker, 4 clients by {client}{pinned}), {rounds}")
     load = os.getloadavg()[0]
     print(f"rounds of {seconds:.0f} s, {instances} servers an arm (hash seeds 0-{instances - 1}),")
     print(f"the order rotating; load average {load:.1f} at the start; per-round ratios to the")
     print("bare arm, median (quartiles); CPU: bare / this\n")
-    print("| worker | arm | req/s | req/s ratio | worker CPU a request | CPU ratio | target |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-    for worker in WORKERS:
-        figures = throughput(worker, rounds, seconds, other, instances, client)
-        for arm, f in figures.items():
-            label = f"wrapped, {other}" if arm == "other" else arm
-            print(
-                f"| {worker} | {label} | {f.rate:.0f} "
-                f"| {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f}) "
-                f"| {f.cpu * 1e6:.1f} us | {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f}) "
-                f"| {'>= 0.95' if arm == 'wrapped' else ''} |"
-            )
+    print(
+        "| path | worker | arm | req/s | req/s ratio | worker CPU a request | CPU ratio | target |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for path in paths:
+        for worker in WORKERS:
+            _server_rows(path, worker, rounds, seconds, other, instances, client, pin)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def _server_rows(
+    path: str,
+    worker: str,
+    rounds: int,
+    seconds: float,
+    other: Path | None,
+    instances: int,
+    client: str,
+    pin: bool,
+) -> None:
+    figures = throughput(worker, rounds, seconds, other, instances, client, path, pin)
+    for arm, f in figures.items():
+        label = f"wrapped, {other}" if arm == "other" else arm
+        print(
+            f"| {path} | {worker} | {label} | {f.rate:.0f} "
+            f"| {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f}) "
+            f"| {f.cpu * 1e6:.1f} us | {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f}) "
+            f"| {'>= 0.95' if arm == 'wrapped' else ''} |"
+        )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-from jinja2 import Environment
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +19,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from bench import forum_page
 from safemedia import Config
 from safemedia.asgi import SafeMediaMiddleware
 from safemedia.config import ListConfig
@@ -65,51 +65,6 @@ def make_assets(root: Path) -> None:
     (root / "list.txt").write_text("\n".join(lines) + "\n")
 
 
-_THREAD_PAGE = Environment(autoescape=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<link rel="stylesheet" href="/static/forum.css"></head>
-<body><header><h1>{{ title }}</h1><nav><a href="/">Forum</a> &rsaquo; {{ board }}</nav></header>
-<main>{% for post in posts %}
-<article id="p{{ post.id }}"><aside><img src="/avatars/{{ post.author }}.png" alt="">
-<b>{{ post.author }}</b><small>{{ post.joined }}, {{ post.count }} posts</small></aside>
-<section><time>{{ post.time }}</time>{% for para in post.text %}<p>{{ para }}</p>{% endfor %}
-{% if post.image %}<img src="/uploads/{{ post.image }}" alt="{{ post.author }}'s photo">{% endif %}
-</section></article>{% endfor %}</main>
-<footer>Page {{ page }} of {{ pages }}</footer></body></html>"""
-)
-"""A forum thread page, as the example apps serve: 20 posts, about 9 kB of HTML."""
-
-
-def _thread(page: int) -> dict[str, object]:
-    words = [
-        "photo",
-        "light",
-        "lens",
-        "trip",
-        "weekend",
-        "harbour",
-        "bridge",
-        "evening",
-        "colour",
-        "frame",
-    ]
-    posts = [
-        {
-            "id": page * 100 + i,
-            "author": f"member{i % 7}",
-            "joined": "March 2024",
-            "count": 40 + i * 3,
-            "time": f"2026-11-{1 + i % 28:02d} 18:{i:02d}",
-            "text": [" ".join(words[(i + j) % 10 :] + words[: (i + j) % 10]) for j in range(3)],
-            "image": f"{page}-{i}.jpg" if i % 4 == 0 else None,
-        }
-        for i in range(20)
-    ]
-    context = {"title": "Harbour at dusk", "board": "Photography", "posts": posts}
-    return {**context, "page": page, "pages": 12}
-
-
 def bare_app(root: Path) -> Starlette:
     """The app without safemedia: a text endpoint, a thread page and in-memory JPEGs."""
     photo = (root / "photo.jpg").read_bytes()
@@ -121,7 +76,7 @@ def bare_app(root: Path) -> Starlette:
         return PlainTextResponse("hello")
 
     async def thread_page(request: Request) -> Response:
-        return HTMLResponse(_THREAD_PAGE.render(_thread(int(request.query_params.get("p", 1)))))
+        return HTMLResponse(forum_page.render(int(request.query_params.get("p", 1))))
 
     async def one_photo(request: Request) -> Response:
         return Response(photo, media_type="image/jpeg")

@@ -12,6 +12,10 @@ The load comes from ``wrk`` when it is installed (``apt-get install wrk``): a C 
 server, not the client, is what the core is spent on, and requests/s follows the server's cost.
 Otherwise from a Python asyncio client. The server's CPU time is read at nanosecond resolution
 (``clock_getcpuclockid``), all its threads counted; requests/s is wall-clock.
+
+With ``pin`` (on a machine of two or more cores) every server thread runs on the last core and
+the load generator (this process and the ``wrk`` it starts) on the others, so that neither is
+moved between cores mid-round nor finds its caches filled by the other.
 """
 
 from __future__ import annotations
@@ -117,11 +121,39 @@ def wrk_load(path: str, connections: int = 4) -> Load:
     return load
 
 
+def can_pin() -> bool:
+    """Whether this machine has the cores to keep servers and the load apart (see ``pin``)."""
+    return len(os.sched_getaffinity(0)) >= 2
+
+
+def pin_apart(servers: Sequence[Served]) -> None:
+    """Every thread of every server on the last core this process may use, this process (and
+    so the load generators it starts) on the others."""
+    cores = sorted(os.sched_getaffinity(0))
+    for server in servers:
+        for task in Path(f"/proc/{server.pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), {cores[-1]})
+    os.sched_setaffinity(0, set(cores[:-1]))
+
+
 def rotate(
-    servers: Sequence[Served], rounds: int, seconds: float, load: Load
+    servers: Sequence[Served], rounds: int, seconds: float, load: Load, *, pin: bool = False
 ) -> dict[str, ArmFigures]:
     """Load every server for ``seconds`` in each of ``rounds`` rounds, the order rotating; the
-    figures of each arm (one of them must be ``bare``)."""
+    figures of each arm (one of them must be ``bare``). ``pin``: servers and load on separate
+    cores (:func:`pin_apart`; threads a server starts later inherit its core)."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        if pin:
+            pin_apart(servers)
+        return _rotate(servers, rounds, seconds, load)
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def _rotate(
+    servers: Sequence[Served], rounds: int, seconds: float, load: Load
+) -> dict[str, ArmFigures]:
     for server in servers:  # warm-up
         load(server.port, 1.0)
     arms = list(dict.fromkeys(s.arm for s in servers))
