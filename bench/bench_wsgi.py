@@ -218,6 +218,7 @@ def throughput(
     client: str = "wrk",
     path: str = "/text",
     pin: bool = False,
+    decompose: bool = False,
 ) -> dict[str, ArmFigures]:
     """Requests/s and the worker's CPU time a request through gunicorn for the bare and the
     wrapped Flask app and for the bare app again (the control: what two equal arms differ by on
@@ -225,12 +226,15 @@ def throughput(
     0, 1, ...), loaded in turn (:func:`bench.server_rotation.rotate`). ``other``: the root of
     another source tree of safemedia (a version before a change, say); its wrapped app is one
     more arm, ``other`` (its ``bench.wsgi_apps`` must serve ``path``). ``client``: ``wrk`` or
-    ``python`` (4 clients either way); ``pin``: servers and load on separate cores.
+    ``python`` (4 clients either way); ``pin``: servers and load on separate cores;
+    ``decompose``: two more arms, ``loaded`` and ``null`` (see :mod:`bench.wsgi_apps`).
     """
     options, python_load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
     command += [*options, "--log-level", "warning"]
     apps = {"bare": "bare()", "wrapped": "wrapped()", "control": "bare()"}
+    if decompose:
+        apps |= {"loaded": "loaded()", "null": "null()"}
     if other is not None:
         apps["other"] = "wrapped()"
     load = wrk_load(path) if client == "wrk" else asyncio_load(python_load, 4, path)
@@ -288,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         default=can_pin(),
         help="gunicorn part: worker on the last core, load on the others (default: 2+ cores)",
     )
+    parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help="gunicorn part: also a runtime-loaded bare app and a do-nothing middleware",
+    )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"load {os.getloadavg()}\n")
@@ -297,7 +306,16 @@ def main(argv: list[str] | None = None) -> int:
         rounds = args.server_rounds or (6 if args.quick else 12)
         paths = [p for p in args.paths.split(",") if p]
         seconds = 1.0 if args.quick else 2.0
-        servers(rounds, seconds, args.compare_with, args.instances, args.client, paths, args.pin)
+        servers(
+            rounds,
+            seconds,
+            args.compare_with,
+            args.instances,
+            args.client,
+            paths,
+            args.pin,
+            args.decompose,
+        )
     return 0
 
 
@@ -332,6 +350,7 @@ def servers(
     client: str = "wrk",
     paths: Iterable[str] = ("/text",),
     pin: bool = False,
+    decompose: bool = False,
 ) -> None:
     """Print the gunicorn table."""
     pinned = ", worker and load pinned to separate cores" if pin else ""
@@ -346,7 +365,7 @@ def servers(
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
     for path in paths:
         for worker in WORKERS:
-            _server_rows(path, worker, rounds, seconds, other, instances, client, pin)
+            _server_rows(path, worker, rounds, seconds, other, instances, client, pin, decompose)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
@@ -359,8 +378,9 @@ def _server_rows(
     instances: int,
     client: str,
     pin: bool,
+    decompose: bool,
 ) -> None:
-    figures = throughput(worker, rounds, seconds, other, instances, client, path, pin)
+    figures = throughput(worker, rounds, seconds, other, instances, client, path, pin, decompose)
     for arm, f in figures.items():
         label = f"wrapped, {other}" if arm == "other" else arm
         print(

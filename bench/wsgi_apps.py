@@ -3,14 +3,25 @@
 Two endpoints: ``/text`` (hello world: the middleware's cost at its largest share) and
 ``/page`` (a forum thread page rendered with Jinja2, :mod:`bench.forum_page`: a request with
 real work). The bare app imports nothing of safemedia. ``wrapped()`` reads its configuration as
-any deployment does: ``$SAFEMEDIA_CONFIG``.
+any deployment does: ``$SAFEMEDIA_CONFIG``. Two more arms split the wrapped app's cost
+(``--decompose``): ``loaded()``, the bare app in a process that has built the runtime (engine,
+hash lists, store, notifier thread) but does not call it, and ``null()``, the bare app behind a
+WSGI middleware that only calls it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from flask import Flask, request
 
 from bench import forum_page
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+_kept: list[object] = []  # the runtime of loaded(), alive as long as the process
 
 
 def bare() -> Flask:
@@ -32,4 +43,27 @@ def wrapped() -> Flask:
 
     app = bare()
     SafeMedia(app)
+    return app
+
+
+def loaded() -> Flask:
+    from safemedia.runtime import Runtime
+
+    _kept.append(Runtime())
+    return bare()
+
+
+class _Null:
+    """A WSGI middleware that only calls the app: what any wrapper costs."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+
+def null() -> Flask:
+    app = bare()
+    app.wsgi_app = _Null(app.wsgi_app)  # type: ignore[method-assign]
     return app
