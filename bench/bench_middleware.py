@@ -59,6 +59,7 @@ from bench.server_rotation import (  # noqa: E402
     asyncio_load,
     can_pin,
     have_wrk,
+    layout_env,
     rotate,
     wrk_load,
 )
@@ -311,9 +312,16 @@ async def _throughput_count(
     return done / (time.perf_counter() - started), done
 
 
-def _uvicorn(app: str, assets: Path, tree: Path | None = None, seed: int | None = None) -> Any:
+def _uvicorn(
+    app: str,
+    assets: Path,
+    tree: Path | None = None,
+    seed: int | None = None,
+    layout: int | None = None,
+) -> Any:
     """uvicorn serving ``app``; from the source tree ``tree`` (its ``src`` and ``bench``) when
-    given, else this one; with ``PYTHONHASHSEED=seed`` when given."""
+    given, else this one; with ``PYTHONHASHSEED=seed`` when given, and its heap laid out by the
+    seed ``layout`` (:func:`bench.server_rotation.layout_env`) when given."""
     command = ["{python}", "-m", "uvicorn", "--port", "{port}", "--host", "127.0.0.1"]
     command += ["--no-access-log", "--log-level", "warning", "--factory", app]
     env = {"SMBENCH_ASSETS": str(assets)}
@@ -321,6 +329,8 @@ def _uvicorn(app: str, assets: Path, tree: Path | None = None, seed: int | None 
         env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree)])
     if seed is not None:
         env["PYTHONHASHSEED"] = str(seed)
+    if layout is not None:
+        env |= layout_env(layout, env.get("PYTHONPATH", str(ROOT)))
     return serve(command, env=env, cwd=tree or ROOT)
 
 
@@ -341,23 +351,31 @@ def throughput(
     instances: int = 3,
     client: str = "wrk",
     pin: bool = False,
+    layout: bool = True,
 ) -> dict[str, ArmFigures]:
     """Requests/s and server CPU a request of ``path`` for each arm of THROUGHPUT_SERVERS, each
     arm ``instances`` uvicorn processes (hash seeds 0, 1, ...), loaded in turn
     (:func:`bench.server_rotation.rotate`). ``other``: the root of another source tree of
     safemedia (the code before a change, say), whose wrapped app is one more arm, ``other``.
-    ``client``: ``wrk`` or ``python``; ``pin``: servers and load on separate cores."""
+    ``client``: ``wrk`` or ``python``; ``pin``: servers and load on separate cores;
+    ``layout``: each server's heap laid out by a seed of its own."""
     apps = dict(THROUGHPUT_SERVERS)
     if other is not None:
         apps["other"] = "wrapped_server"
     load = wrk_load(path) if client == "wrk" else asyncio_load(_throughput_count, 4, path)
     with contextlib.ExitStack() as stack:
-        servers = []
+        servers: list[Served] = []
         for seed in range(instances):
             for arm, app in apps.items():
                 tree = other if arm == "other" else None
                 server = stack.enter_context(
-                    _uvicorn(f"bench.middleware_apps:{app}", assets, tree, seed)
+                    _uvicorn(
+                        f"bench.middleware_apps:{app}",
+                        assets,
+                        tree,
+                        seed,
+                        len(servers) if layout else None,
+                    )
                 )
                 servers.append(Served(arm, server.port, server.process.pid))
         return rotate(servers, rounds, seconds, load, pin=pin)
@@ -543,6 +561,12 @@ def main() -> int:
         default=can_pin(),
         help="part 2: servers on the last core, the load on the others (default: 2+ cores)",
     )
+    parser.add_argument(
+        "--layout",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="part 2: each server's heap laid out by its own seed (default on)",
+    )
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()
@@ -568,6 +592,7 @@ def main() -> int:
                 args.instances,
                 args.client,
                 args.pin,
+                args.layout,
             )
             rows += _throughput_rows(tp, path, args.instances, args.client)
         if "3" in args.parts:

@@ -57,6 +57,7 @@ from bench.server_rotation import (  # noqa: E402
     asyncio_load,
     can_pin,
     have_wrk,
+    layout_env,
     rotate,
     wrk_load,
 )
@@ -219,6 +220,7 @@ def throughput(
     path: str = "/text",
     pin: bool = False,
     decompose: bool = False,
+    layout: bool = True,
 ) -> dict[str, ArmFigures]:
     """Requests/s and the worker's CPU time a request through gunicorn for the bare and the
     wrapped Flask app and for the bare app again (the control: what two equal arms differ by on
@@ -227,7 +229,9 @@ def throughput(
     another source tree of safemedia (a version before a change, say); its wrapped app is one
     more arm, ``other`` (its ``bench.wsgi_apps`` must serve ``path``). ``client``: ``wrk`` or
     ``python`` (4 clients either way); ``pin``: servers and load on separate cores;
-    ``decompose``: two more arms, ``loaded`` and ``null`` (see :mod:`bench.wsgi_apps`).
+    ``decompose``: two more arms, ``loaded`` and ``null`` (see :mod:`bench.wsgi_apps`);
+    ``layout``: each server's heap laid out by a seed of its own
+    (:func:`bench.server_rotation.layout_env`).
     """
     options, python_load = WORKERS[worker]
     command = ["{python}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1"]
@@ -242,12 +246,16 @@ def throughput(
         _runtime(Path(tmp)).close()  # writes list.txt
         toml = Path(tmp) / "safemedia.toml"
         toml.write_text('[safemedia]\nhash_lists = ["list.txt"]\nstore = "memory:"\n')
-        servers = []
+        servers: list[Served] = []
         for seed in range(instances):
             for tag, app in apps.items():
                 env = {"SAFEMEDIA_CONFIG": str(toml), "PYTHONHASHSEED": str(seed)}
+                pythonpath = str(ROOT)
                 if tag == "other" and other is not None:
-                    env["PYTHONPATH"] = os.pathsep.join([str(other / "src"), str(other)])
+                    pythonpath = os.pathsep.join([str(other / "src"), str(other)])
+                    env["PYTHONPATH"] = pythonpath
+                if layout:
+                    env |= layout_env(len(servers), pythonpath)
                 cwd = other if tag == "other" else ROOT
                 s = stack.enter_context(
                     serve([*command, f"bench.wsgi_apps:{app}"], env=env, cwd=cwd)
@@ -297,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="gunicorn part: also a runtime-loaded bare app and a do-nothing middleware",
     )
+    parser.add_argument(
+        "--layout",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gunicorn part: each server's heap laid out by its own seed (default on)",
+    )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)
     print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"load {os.getloadavg()}\n")
@@ -315,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             paths,
             args.pin,
             args.decompose,
+            args.layout,
         )
     return 0
 
@@ -351,9 +366,11 @@ def servers(
     paths: Iterable[str] = ("/text",),
     pin: bool = False,
     decompose: bool = False,
+    layout: bool = True,
 ) -> None:
     """Print the gunicorn table."""
     pinned = ", worker and load pinned to separate cores" if pin else ""
+    pinned += ", heap layouts seeded" if layout else ""
     print(f"\nFlask through gunicorn (1 worker, 4 clients by {client}{pinned}), {rounds}")
     load = os.getloadavg()[0]
     print(f"rounds of {seconds:.0f} s, {instances} servers an arm (hash seeds 0-{instances - 1}),")
@@ -365,7 +382,9 @@ def servers(
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
     for path in paths:
         for worker in WORKERS:
-            _server_rows(path, worker, rounds, seconds, other, instances, client, pin, decompose)
+            _server_rows(
+                path, worker, rounds, seconds, other, instances, client, pin, decompose, layout
+            )
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
@@ -379,8 +398,11 @@ def _server_rows(
     client: str,
     pin: bool,
     decompose: bool,
+    layout: bool,
 ) -> None:
-    figures = throughput(worker, rounds, seconds, other, instances, client, path, pin, decompose)
+    figures = throughput(
+        worker, rounds, seconds, other, instances, client, path, pin, decompose, layout
+    )
     for arm, f in figures.items():
         label = f"wrapped, {other}" if arm == "other" else arm
         print(

@@ -121,6 +121,18 @@ def wrk_load(path: str, connections: int = 4) -> Load:
     return load
 
 
+LAYOUT_DIR = Path(__file__).resolve().parent / "layout"
+
+
+def layout_env(seed: int, pythonpath: str) -> dict[str, str]:
+    """The environment that makes a server's heap layout depend on ``seed``
+    (``bench/layout/sitecustomize.py``), ``pythonpath`` after it on ``PYTHONPATH``."""
+    return {
+        "SMBENCH_LAYOUT_SEED": str(seed),
+        "PYTHONPATH": os.pathsep.join([str(LAYOUT_DIR), pythonpath]),
+    }
+
+
 def can_pin() -> bool:
     """Whether this machine has the cores to keep servers and the load apart (see ``pin``)."""
     return len(os.sched_getaffinity(0)) >= 2
