@@ -56,9 +56,8 @@ from bench.middleware_apps import (  # noqa: E402
 from bench.server_rotation import (  # noqa: E402
     ArmFigures,
     Served,
+    add_rotation_arguments,
     asyncio_load,
-    can_pin,
-    have_wrk,
     layout_env,
     rotate,
     wrk_load,
@@ -543,30 +542,7 @@ def main() -> int:
         metavar="TREE",
         help="part 2: also the wrapped app of another source tree (e.g. a worktree of main)",
     )
-    parser.add_argument(
-        "--instances",
-        type=int,
-        default=3,
-        help="part 2: server processes an arm, hash seeds 0, 1, ... (default 3)",
-    )
-    parser.add_argument(
-        "--client",
-        choices=("wrk", "python"),
-        default="wrk" if have_wrk() else "python",
-        help="part 2: the load generator (default wrk when installed)",
-    )
-    parser.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=can_pin(),
-        help="part 2: servers on the last core, the load on the others (default: 2+ cores)",
-    )
-    parser.add_argument(
-        "--layout",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="part 2: each server's heap laid out by its own seed (default on)",
-    )
+    add_rotation_arguments(parser, "part 2")
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     load_start = _load()

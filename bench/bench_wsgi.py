@@ -54,9 +54,8 @@ from bench.bench_middleware import _throughput_count  # noqa: E402
 from bench.server_rotation import (  # noqa: E402
     ArmFigures,
     Served,
+    add_rotation_arguments,
     asyncio_load,
-    can_pin,
-    have_wrk,
     layout_env,
     rotate,
     wrk_load,
@@ -280,36 +279,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve the wrapped app from this safemedia source tree (e.g. a `git archive` "
         "of the version before a change)",
     )
-    parser.add_argument(
-        "--instances", type=int, default=3, help="gunicorn servers an arm (default 3)"
-    )
-    parser.add_argument(
-        "--client",
-        choices=("wrk", "python"),
-        default="wrk" if have_wrk() else "python",
-        help="the load generator (default wrk when installed)",
-    )
+    add_rotation_arguments(parser, "gunicorn part")
     parser.add_argument(
         "--paths",
         default="/text,/page",
         help="gunicorn part: the endpoints, comma-separated (default /text,/page)",
     )
     parser.add_argument(
-        "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=can_pin(),
-        help="gunicorn part: worker on the last core, load on the others (default: 2+ cores)",
-    )
-    parser.add_argument(
         "--decompose",
         action="store_true",
         help="gunicorn part: also a runtime-loaded bare app and a do-nothing middleware",
-    )
-    parser.add_argument(
-        "--layout",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="gunicorn part: each server's heap laid out by its own seed (default on)",
     )
     args = parser.parse_args(argv)
     rounds, calls = (5, 2_000) if args.quick else (15, 20_000)

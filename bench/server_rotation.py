@@ -20,6 +20,7 @@ moved between cores mid-round nor finds its caches filled by the other.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
 import ctypes.util
@@ -131,6 +132,35 @@ def layout_env(seed: int, pythonpath: str) -> dict[str, str]:
         "SMBENCH_LAYOUT_SEED": str(seed),
         "PYTHONPATH": os.pathsep.join([str(LAYOUT_DIR), pythonpath]),
     }
+
+
+def add_rotation_arguments(parser: argparse.ArgumentParser, part: str) -> None:
+    """The options both throughput benchmarks take for their rotation (``part``: the prefix of
+    their help, e.g. ``"part 2"``): ``--instances``, ``--client``, ``--pin``, ``--layout``."""
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=3,
+        help=f"{part}: server processes an arm, hash seeds 0, 1, ... (default 3)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if have_wrk() else "python",
+        help=f"{part}: the load generator (default wrk when installed)",
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=can_pin(),
+        help=f"{part}: servers on the last core, the load on the others (default: 2+ cores)",
+    )
+    parser.add_argument(
+        "--layout",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"{part}: each server's heap laid out by its own seed (default on)",
+    )
 
 
 def can_pin() -> bool:
