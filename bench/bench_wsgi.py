@@ -361,35 +361,19 @@ def servers(
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
     for path in paths:
         for worker in WORKERS:
-            _server_rows(
-                path, worker, rounds, seconds, other, instances, client, pin, decompose, layout
+            figures = throughput(
+                worker, rounds, seconds, other, instances, client, path, pin, decompose, layout
             )
+            for arm, f in figures.items():
+                label = f"wrapped, {other}" if arm == "other" else arm
+                print(
+                    f"| {path} | {worker} | {label} | {f.rate:.0f} "
+                    f"| {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f}) "
+                    f"| {f.cpu * 1e6:.1f} us "
+                    f"| {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f}) "
+                    f"| {'>= 0.95' if arm == 'wrapped' else ''} |"
+                )
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
-
-
-def _server_rows(
-    path: str,
-    worker: str,
-    rounds: int,
-    seconds: float,
-    other: Path | None,
-    instances: int,
-    client: str,
-    pin: bool,
-    decompose: bool,
-    layout: bool,
-) -> None:
-    figures = throughput(
-        worker, rounds, seconds, other, instances, client, path, pin, decompose, layout
-    )
-    for arm, f in figures.items():
-        label = f"wrapped, {other}" if arm == "other" else arm
-        print(
-            f"| {path} | {worker} | {label} | {f.rate:.0f} "
-            f"| {f.rate_ratio:.3f} ({f.rate_q1:.3f}-{f.rate_q3:.3f}) "
-            f"| {f.cpu * 1e6:.1f} us | {f.cpu_ratio:.3f} ({f.cpu_q1:.3f}-{f.cpu_q3:.3f}) "
-            f"| {'>= 0.95' if arm == 'wrapped' else ''} |"
-        )
 
 
 if __name__ == "__main__":

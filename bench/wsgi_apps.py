@@ -47,6 +47,7 @@ def wrapped() -> Flask:
 
 
 def loaded() -> Flask:
+    """The bare app; the runtime built beside it (``Config.load()``), never called."""
     from safemedia.runtime import Runtime
 
     _kept.append(Runtime())
@@ -64,6 +65,7 @@ class _Null:
 
 
 def null() -> Flask:
+    """The bare app behind :class:`_Null`."""
     app = bare()
     app.wsgi_app = _Null(app.wsgi_app)  # type: ignore[method-assign]
     return app
